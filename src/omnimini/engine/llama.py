@@ -1,0 +1,266 @@
+"""The llama.cpp backend: one model, one context, one worker thread that owns them.
+
+Generation runs our own decode loop over llama.cpp's low-level API instead of `Llama.create_completion`:
+sampling happens in llama.cpp's C sampler chain (fast), logprobs are computed from the raw logits of
+the last position only (llama-cpp-python's own path needs `logits_all=True`, a full vocabulary row
+per prompt token), and the KV cells of the previous request are reused for a shared prompt prefix.
+The batching scheduler (many sequences per `llama_decode`) replaces `_run` behind the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import llama_cpp
+import numpy as np
+
+from omnimini.engine.base import Engine, Piece, SamplingParams, Step, TokenInfo
+from omnimini.engine.template import CHATML_TEMPLATE, ChatTemplate
+from omnimini.engine.textstream import TextStream
+
+log = logging.getLogger(__name__)
+
+N_BATCH = 512                  # prompt tokens per llama_decode call during prefill
+PIECE_BUFFER = 256             # bytes; the longest token piece in common vocabularies is far shorter
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+@dataclass
+class _Job:
+    prompt: list[int]
+    params: SamplingParams
+    emit: Callable[[Step | BaseException], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class LlamaEngine(Engine):
+    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 chat_template: str | None = None):
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        self._llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_batch=N_BATCH,
+                                    n_threads=threads, n_threads_batch=threads, verbose=False)
+        self.model_path = Path(model_path)
+        self.n_ctx = self._llm.n_ctx()
+        self.n_vocab = self._llm.n_vocab()
+        self._ctx = self._llm.ctx
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        meta = self._llm.metadata
+        self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        bos, eos = self._llm.token_bos(), self._llm.token_eos()
+        self.template = ChatTemplate(
+            chat_template or meta.get("tokenizer.chat_template") or CHATML_TEMPLATE,
+            bos_token=self._piece(bos, special=True).decode("utf-8", "replace") if bos >= 0 else "",
+            eos_token=self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
+        self._pieces: dict[int, bytes] = {}
+        self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
+        self._cached: list[int] = []      # tokens whose KV cells sit in sequence 0
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ text
+
+    @property
+    def add_bos(self) -> bool:
+        return self._add_bos
+
+    def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]:
+        if not text:
+            return [self._llm.token_bos()] if add_bos else []
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    def render_chat(self, messages: list[dict], *, add_generation_prompt: bool = True) -> list[Piece]:
+        return self.template.render(messages, add_generation_prompt)
+
+    def chat_tokens(self, messages: list[dict]) -> list[int]:
+        pieces = self.render_chat(messages)
+        bos = self.template.bos_token
+        # A template that writes the BOS text itself must not get a second BOS from the tokenizer.
+        add_bos = self._add_bos and not (bos and pieces and pieces[0].text.startswith(bos))
+        return self.encode_pieces(pieces, add_bos=add_bos)
+
+    def token_piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self._piece(token, special=False)
+        return piece
+
+    def _piece(self, token: int, *, special: bool) -> bytes:
+        buf = ctypes.create_string_buffer(PIECE_BUFFER)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, PIECE_BUFFER, 0, special)
+        return buf.raw[:max(n, 0)]
+
+    # ------------------------------------------------------------------ generation
+
+    async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Step]:
+        if not prompt:
+            raise EngineError("empty prompt")
+        loop = asyncio.get_running_loop()
+        steps: asyncio.Queue[Step | BaseException] = asyncio.Queue()
+
+        def emit(item: Step | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(steps.put_nowait, item)
+            except RuntimeError:          # the event loop is gone: nobody is listening
+                job.cancelled.set()
+
+        job = _Job(list(prompt), params, emit)
+        self._jobs.put(job)
+        try:
+            while True:
+                item = await steps.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            job.cancelled.set()
+
+    def _worker(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if job.cancelled.is_set():
+                continue
+            try:
+                self._run(job)
+            except Exception as e:           # report to the waiting request, keep serving
+                log.exception("generation failed")
+                self._cached = []
+                llama_cpp.llama_memory_clear(self._mem, True)
+                job.emit(EngineError(str(e)))
+
+    def _decode(self, tokens: list[int], start: int, want_logits_last: bool) -> None:
+        b = self._batch
+        b.n_tokens = len(tokens)
+        for i, tok in enumerate(tokens):
+            b.token[i] = tok
+            b.pos[i] = start + i
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = 0
+            b.logits[i] = want_logits_last and i == len(tokens) - 1
+        rc = llama_cpp.llama_decode(self._ctx, b)
+        if rc != 0:
+            raise EngineError(f"llama_decode failed with code {rc}")
+
+    def _prefill(self, prompt: list[int], job: _Job) -> int:
+        """Bring the KV cache to `prompt`, reusing the longest common prefix. Returns cached count."""
+        reuse = 0
+        for a, b in zip(self._cached, prompt):
+            if a != b:
+                break
+            reuse += 1
+        reuse = min(reuse, len(prompt) - 1)     # the last prompt token must be decoded for logits
+        llama_cpp.llama_memory_seq_rm(self._mem, 0, reuse, -1)
+        self._cached = prompt[:reuse]
+        for start in range(reuse, len(prompt), N_BATCH):
+            if job.cancelled.is_set():
+                return reuse
+            chunk = prompt[start:start + N_BATCH]
+            self._decode(chunk, start, want_logits_last=start + len(chunk) == len(prompt))
+            self._cached.extend(chunk)
+        return reuse
+
+    def _run(self, job: _Job) -> None:
+        p = job.params
+        cached = self._prefill(job.prompt, job)
+        sampler = _make_sampler(p, self.n_vocab)
+        stream = TextStream(p.stop)
+        generated = 0
+        finish = "length"
+        try:
+            while not job.cancelled.is_set():
+                logits = None
+                if p.logprobs:
+                    ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+                    logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+                token = llama_cpp.llama_sampler_sample(sampler, self._ctx, -1)
+                generated += 1
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                piece = self.token_piece(token)
+                info = _token_info(logits, token, p.top_logprobs, self.token_piece) if p.logprobs else None
+                text, infos = stream.push(piece, info)
+                if text or infos:
+                    job.emit(Step(text=text, tokens=infos))
+                if stream.stopped:
+                    finish = "stop"
+                    break
+                if generated >= p.max_tokens or len(self._cached) + 1 >= self.n_ctx:
+                    break
+                self._decode([token], len(self._cached), want_logits_last=True)
+                self._cached.append(token)
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+        text, infos = stream.finish()
+        job.emit(Step(text=text, tokens=infos, finish_reason=finish, prompt_tokens=len(job.prompt),
+                      cached_tokens=cached, completion_tokens=generated))
+
+    async def close(self) -> None:
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join, 5)
+
+
+def _make_sampler(p: SamplingParams, n_vocab: int) -> llama_cpp.llama_sampler_p:
+    """llama.cpp sampler chain in OpenAI's order: bias, penalties, temperature, truncation, draw."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = lambda s: llama_cpp.llama_sampler_chain_add(chain, s)  # noqa: E731
+    if p.logit_bias:
+        arr = (llama_cpp.llama_logit_bias * len(p.logit_bias))()
+        for i, (tok, bias) in enumerate(p.logit_bias):
+            arr[i].token, arr[i].bias = tok, bias
+        add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(p.logit_bias), arr))
+    if p.presence_penalty or p.frequency_penalty:
+        # OpenAI's penalties count only generated tokens; the sampler sees only those (accepted ones).
+        add(llama_cpp.llama_sampler_init_penalties(n_vocab, p.max_tokens, 1.0,
+                                                   p.frequency_penalty, p.presence_penalty))
+    if p.temperature <= 0.0:
+        add(llama_cpp.llama_sampler_init_greedy())
+        return chain
+    add(llama_cpp.llama_sampler_init_temp(p.temperature))
+    if p.top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(p.top_k))
+    if p.top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(p.top_p, 1))
+    if p.min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(p.min_p, 1))
+    seed = p.seed if p.seed is not None else int.from_bytes(os.urandom(4), "little")
+    add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+    return chain
+
+
+def _token_info(logits: np.ndarray, token: int, top_n: int,
+                piece: Callable[[int], bytes]) -> TokenInfo:
+    """Log-probabilities under the model's own distribution (before sampling transforms)."""
+    m = float(logits.max())
+    lse = m + float(np.log(np.exp(logits - m, dtype=np.float64).sum()))
+
+    def entry(tok: int) -> tuple[str, tuple[int, ...], float]:
+        b = piece(tok)
+        return b.decode("utf-8", errors="replace"), tuple(b), float(logits[tok]) - lse
+
+    top: tuple = ()
+    if top_n > 0:
+        idx = np.argpartition(-logits, top_n)[:top_n]
+        idx = idx[np.argsort(-logits[idx], kind="stable")]
+        top = tuple(entry(int(i)) for i in idx)
+    text, raw, lp = entry(token)
+    return TokenInfo(token=text, bytes=raw, logprob=lp, top=top)

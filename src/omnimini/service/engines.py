@@ -1,0 +1,69 @@
+"""Loaded models: one engine per snapshot, loaded on first use (or at start-up) and kept."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from omnimini.engine.base import Engine
+from omnimini.engine.embedder import MiniLMEmbedder
+from omnimini.engine.llama import LlamaEngine
+from omnimini.models.catalog import Catalog, ModelSpec
+from omnimini.models.weights import WeightsNotFound, locate
+from omnimini.protocol.errors import ServerError
+
+log = logging.getLogger(__name__)
+
+
+class Engines:
+    def __init__(self, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
+                 context_size: int | None = None):
+        self.catalog = catalog
+        self.data_dir = data_dir
+        self.n_threads = n_threads
+        self.context_size = context_size
+        self._chat: dict[str, Engine] = {}
+        self._embed: dict[str, MiniLMEmbedder] = {}
+        self._lock = asyncio.Lock()
+
+    def _path(self, spec: ModelSpec) -> Path:
+        try:
+            return locate(spec.source, self.data_dir / "models")
+        except WeightsNotFound as e:
+            raise ServerError(f"The weights of model `{spec.id}` are not available: {e}",
+                              code="model_unavailable") from e
+
+    def load_chat(self, spec: ModelSpec) -> Engine:
+        """Blocking load; call from a thread or at start-up."""
+        engine = self._chat.get(spec.id)
+        if engine is None:
+            n_ctx = min(spec.context_length, self.context_size or spec.context_length)
+            log.info("loading %s (n_ctx=%d)", spec.id, n_ctx)
+            engine = LlamaEngine(self._path(spec), n_ctx=n_ctx, n_threads=self.n_threads,
+                                 chat_template=spec.chat_template)
+            self._chat[spec.id] = engine
+        return engine
+
+    def load_embedder(self, spec: ModelSpec) -> MiniLMEmbedder:
+        embedder = self._embed.get(spec.id)
+        if embedder is None:
+            embedder = self._embed[spec.id] = MiniLMEmbedder(self._path(spec))
+        return embedder
+
+    async def chat(self, spec: ModelSpec) -> Engine:
+        if spec.id in self._chat:
+            return self._chat[spec.id]
+        async with self._lock:
+            return await asyncio.to_thread(self.load_chat, spec)
+
+    async def embedder(self, spec: ModelSpec) -> MiniLMEmbedder:
+        if spec.id in self._embed:
+            return self._embed[spec.id]
+        async with self._lock:
+            return await asyncio.to_thread(self.load_embedder, spec)
+
+    async def close(self) -> None:
+        for engine in self._chat.values():
+            await engine.close()
+        self._chat.clear()

@@ -1,0 +1,78 @@
+"""GET /v1/models: aliases and dated snapshots as OpenAI Model objects; the catalog from files and flags."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from omnimini.models.catalog import (EMBEDDED_CHAT_ALIAS, EMBEDDED_CHAT_SNAPSHOT, Catalog, ModelSpec,
+                                     embedded_specs, load_models_file, spec_from_flag)
+from omnimini.protocol.errors import InvalidRequest, ModelNotFound
+from openapi_contract import validate
+
+
+def test_list_models_has_alias_snapshot_and_configured_models(http):
+    r = http.get("/models")
+    assert r.status_code == 200
+    body = r.json()
+    validate(body, "ListModelsResponse")
+    for m in body["data"]:
+        validate(m, "Model")
+    ids = {m["id"] for m in body["data"]}
+    assert {EMBEDDED_CHAT_ALIAS, EMBEDDED_CHAT_SNAPSHOT, "omnimini-embed", "my-model",
+            "my-model-2026-01-02"} <= ids
+
+
+def test_retrieve_model_by_alias_and_snapshot(client):
+    alias = client.models.retrieve("omnimini-mini")
+    snap = client.models.retrieve(EMBEDDED_CHAT_SNAPSHOT)
+    assert alias.id == "omnimini-mini" and snap.id == EMBEDDED_CHAT_SNAPSHOT
+    assert alias.created == snap.created == 1795219200      # 2026-11-21 00:00 UTC
+    mine = client.models.retrieve("my-model")
+    assert mine.owned_by == "tester" and mine.created == 1767312000   # 2026-01-02
+
+
+def test_unknown_model_is_404_model_not_found(http, client):
+    r = http.get("/models/no-such-model")
+    assert r.status_code == 404
+    validate(r.json(), "ErrorResponse")
+    assert r.json()["error"]["code"] == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-5")
+
+
+def test_response_names_the_snapshot_for_an_alias(client):
+    r = client.chat.completions.create(model="my-model", max_tokens=2,
+                                       messages=[{"role": "user", "content": "Hi"}])
+    assert r.model == "my-model-2026-01-02"
+
+
+def test_models_file_entries(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("- id: a-2026-01-01\n  path: weights/a.gguf\n  aliases: [a]\n  price: {input: 2, output: 8}\n"
+                 "  context_length: 2048\n  temperature: 0.5\n")
+    [spec] = load_models_file(f)
+    assert spec.source == str(tmp_path / "weights/a.gguf")       # relative to the file
+    assert (spec.input_price, spec.output_price, spec.context_length, spec.temperature) == (2, 8, 2048, 0.5)
+    assert spec.cost(1_000_000, 500_000) == pytest.approx(6.0)
+    f.write_text("- id: b\n  path: x.gguf\n  prize: 3\n")
+    with pytest.raises(ValueError, match="prize"):
+        load_models_file(f)
+
+
+def test_model_flag_forms():
+    local = spec_from_flag("/models/Qwen2.5-0.5B.Q4.gguf=qwen")
+    assert local.id == "qwen2.5-0.5b.q4" and local.aliases == ("qwen",)
+    hub = spec_from_flag("hf:owner/repo/file.gguf")
+    assert hub.source == "hf:owner/repo/file.gguf" and hub.id == "file"
+
+
+def test_catalog_resolution_rules():
+    catalog = Catalog(embedded_specs())
+    assert catalog.resolve("omnimini-mini").id == EMBEDDED_CHAT_SNAPSHOT
+    with pytest.raises(ModelNotFound):
+        catalog.resolve("nope")
+    with pytest.raises(InvalidRequest):
+        catalog.resolve("omnimini-embed", kind="chat")
+    with pytest.raises(ValueError, match="twice"):
+        catalog.add(ModelSpec(id="x", source="x", aliases=("omnimini-mini",)))
