@@ -30,15 +30,15 @@ def _settings(**flags: Any) -> Settings:
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help=_help("host") + " [env OMNIMINI_HOST; default 127.0.0.1]"),
-    port: Optional[int] = typer.Option(None, help=_help("port") + " [env OMNIMINI_PORT; default 8000]"),
-    data_dir: Optional[Path] = typer.Option(None, help=_help("data_dir") + " [env OMNIMINI_DATA_DIR]"),
-    models_file: Optional[Path] = typer.Option(None, help=_help("models_file") + " [env OMNIMINI_MODELS_FILE]"),
+    host: Optional[str] = typer.Option(None, help=_help("host") + " (env OMNIMINI_HOST; default 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help=_help("port") + " (env OMNIMINI_PORT; default 8000)"),
+    data_dir: Optional[Path] = typer.Option(None, help=_help("data_dir") + " (env OMNIMINI_DATA_DIR)"),
+    models_file: Optional[Path] = typer.Option(None, help=_help("models_file") + " (env OMNIMINI_MODELS_FILE)"),
     model: list[str] = typer.Option([], "--model", help=_help("models")),
-    threads: Optional[int] = typer.Option(None, help=_help("threads") + " [env OMNIMINI_THREADS]"),
-    context_size: Optional[int] = typer.Option(None, help=_help("context_size") + " [env OMNIMINI_CONTEXT_SIZE]"),
+    threads: Optional[int] = typer.Option(None, help=_help("threads") + " (env OMNIMINI_THREADS)"),
+    context_size: Optional[int] = typer.Option(None, help=_help("context_size") + " (env OMNIMINI_CONTEXT_SIZE)"),
     preload: list[str] = typer.Option([], "--preload", help=_help("preload")),
-    log_level: Optional[str] = typer.Option(None, help=_help("log_level") + " [env OMNIMINI_LOG_LEVEL]"),
+    log_level: Optional[str] = typer.Option(None, help=_help("log_level") + " (env OMNIMINI_LOG_LEVEL)"),
 ) -> None:
     """Serve the OpenAI API (chat completions, completions, embeddings, models)."""
     import uvicorn
