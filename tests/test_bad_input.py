@@ -102,3 +102,23 @@ def test_server_still_healthy_after_bad_input(client):
     r = client.chat.completions.create(model="omnimini-mini", max_tokens=2,
                                        messages=[{"role": "user", "content": "hi"}])
     assert r.choices[0].message.content is not None
+
+
+def test_oversized_body_is_413_with_envelope(http):
+    big = b'{"model": "omnimini-mini", "messages": [{"role": "user", "content": "' + b"a" * (17 << 20) + b'"}]}'
+    r = http.post("/chat/completions", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    validate(r.json(), "ErrorResponse")
+
+    def chunked():                      # no content-length: the cap must still hold
+        for _ in range(20):
+            yield b"x" * (1 << 20)
+    r = http.post("/chat/completions", content=chunked(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_every_response_has_a_request_id(http):
+    ok = http.get("/models")
+    bad = http.post("/chat/completions", json={})
+    assert ok.headers["x-request-id"].startswith("req_") and bad.headers["x-request-id"].startswith("req_")
+    assert ok.headers["x-request-id"] != bad.headers["x-request-id"]

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
                                      "length in tokens (default: each model's own).")
     preload: list[str] = Field(default_factory=lambda: ["omnimini-mini"],
                                description="Models to load at start-up instead of on first request.")
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024,
+                                   description="Largest request body accepted, in bytes (larger: 413).")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     def catalog(self) -> Catalog:

@@ -15,13 +15,15 @@ from omnimini.protocol.completions import CompletionRequest
 from omnimini.protocol.embeddings import EmbeddingRequest
 from omnimini.protocol.models import ModelList
 from omnimini.server import errors
+from omnimini.server.limits import DEFAULT_MAX_REQUEST_BYTES, BodyLimitAndRequestId
 from omnimini.server.sse import sse_response
 from omnimini.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(runtime: Runtime, *, preload: list[str] | None = None) -> FastAPI:
+def create_app(runtime: Runtime, *, preload: list[str] | None = None,
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for name in preload or []:
@@ -35,6 +37,7 @@ def create_app(runtime: Runtime, *, preload: list[str] | None = None) -> FastAPI
 
     app = FastAPI(title="omnimini", version=__version__, lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(BodyLimitAndRequestId, max_bytes=max_request_bytes)
     app.state.runtime = runtime
 
     @app.get("/health")
