@@ -28,16 +28,22 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    # BERT's exact gelu: x * Phi(x), via erf (vectorised math.erf is slow; use numpy's polynomial-free form)
-    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    """BERT's exact gelu, x * Phi(x)."""
+    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+
+
+# Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, below float32 resolution near 1; numpy has no erf
+# and scipy would be a large dependency for one function.
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    try:
-        from scipy.special import erf  # exact; scipy is optional
-        return erf(x)
-    except ImportError:
-        return np.vectorize(math.erf, otypes=[np.float32])(x)
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + _AS_P * a)
+    poly = t * (_AS_A[0] + t * (_AS_A[1] + t * (_AS_A[2] + t * (_AS_A[3] + t * _AS_A[4]))))
+    return sign * (1.0 - poly * np.exp(-a * a))
 
 
 class MiniLMEmbedder:
@@ -49,6 +55,10 @@ class MiniLMEmbedder:
         self.heads = int(cfg["num_attention_heads"])
         self.layers = int(cfg["num_hidden_layers"])
         self.w = load_file(str(model_dir / "model.safetensors"))
+        # Linear weights stored transposed and contiguous: one 2-D GEMM per layer projection.
+        for name in [k for k in self.w if k.startswith("encoder.") and k.endswith("dense.weight")
+                     or k.endswith(("query.weight", "key.weight", "value.weight"))]:
+            self.w[name] = np.ascontiguousarray(self.w[name].T)
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # tokenizer.json pads and truncates to 128; sentence-transformers truncates at max_seq_length.
         self.tokenizer.no_padding()
@@ -58,13 +68,13 @@ class MiniLMEmbedder:
     def encode_ids(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(texts)]
 
-    def count_tokens(self, texts: list[str]) -> int:
-        return sum(len(ids) for ids in self.encode_ids(texts))
-
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
-        ids = self.encode_ids(texts)
-        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        return self.embed_ids(self.encode_ids(texts))
+
+    def embed_ids(self, ids: list[list[int]]) -> np.ndarray:
+        """The same for token ids from `encode_ids` (with [CLS]/[SEP], at most max_tokens each)."""
+        out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))   # batch similar lengths
         with self._lock:
             for s in range(0, len(order), BATCH):
@@ -86,7 +96,8 @@ class MiniLMEmbedder:
         attn_bias = ((1.0 - mask) * -1e9)[:, None, None, :]     # padding is never attended to
         for layer in range(self.layers):
             p = f"encoder.layer.{layer}."
-            lin = lambda x, name: x @ w[p + name + ".weight"].T + w[p + name + ".bias"]  # noqa: E731
+            lin = lambda x, name: (x.reshape(n * t, -1) @ w[p + name + ".weight"]  # noqa: E731
+                                   + w[p + name + ".bias"]).reshape(n, t, -1)
             split = lambda x: x.reshape(n, t, self.heads, d).transpose(0, 2, 1, 3)   # noqa: E731
             q = split(lin(h, "attention.self.query"))
             k = split(lin(h, "attention.self.key"))

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from omnimini.hierarchy.levels import TEMPLATE_ROLE, Level
-from omnimini.protocol.chat import (AssistantMessage, FunctionMessage, Message, RefusalPart,
-                                    TextPart, ToolMessage)
+from omnimini.protocol.chat import AssistantMessage, Message, RefusalPart, TextPart
 from omnimini.protocol.errors import Unsupported
 
 PART_JOINER = "\n"     # text parts of one message are joined by a newline, as vLLM does
@@ -62,7 +61,5 @@ def conversation(messages: Sequence[Message]) -> list[Turn]:
             if calls:
                 # Until tool calling lands, earlier calls are shown to the model as JSON text.
                 text = (text + PART_JOINER if text else "") + json.dumps({"tool_calls": calls})
-        elif isinstance(m, (ToolMessage, FunctionMessage)):
-            pass
         turns.append(Turn(role=TEMPLATE_ROLE[m.role], content=text, level=Level.of_role(m.role)))
     return turns

@@ -212,9 +212,9 @@ class Delta(BaseModel):
     refusal: str | None = None
 
     def wire(self) -> dict[str, Any]:
-        # OpenAI's first delta carries role, empty content and refusal null; later ones only content.
-        d = self.model_dump(exclude_unset=True)
-        return d
+        # Only the fields that were set: OpenAI's first delta carries role, "" content and a null
+        # refusal; later ones carry only content; the finishing one is empty.
+        return self.model_dump(exclude_unset=True)
 
 
 class ChunkChoice(BaseModel):

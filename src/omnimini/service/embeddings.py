@@ -44,8 +44,9 @@ class EmbeddingService:
         if req.dimensions is not None and req.dimensions != embedder.dimensions:
             raise InvalidRequest(f"This model has {embedder.dimensions} dimensions and does not support "
                                  f"'dimensions' = {req.dimensions}.", param="dimensions")
-        vectors = await asyncio.to_thread(embedder.embed, texts)
-        tokens = embedder.count_tokens(texts)
+        ids = embedder.encode_ids(texts)
+        vectors = await asyncio.to_thread(embedder.embed_ids, ids)
+        tokens = sum(len(x) for x in ids)
         data = [Embedding(index=i, embedding=_encode(v, req.encoding_format)) for i, v in enumerate(vectors)]
         return EmbeddingList(data=data, model=spec.id,
                              usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
