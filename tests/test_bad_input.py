@@ -49,8 +49,7 @@ CASES = [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]}), 400, "messages[0].content[1]"),
     ("audio part", dict(json={**OK, "messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]}), 400, "messages[0].content[0]"),
-    ("tools not yet", dict(json={**OK, "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}), 400, "tools"),
-    ("json_schema not yet", dict(json={**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}), 400, "response_format"),
+    ("functions (deprecated)", dict(json={**OK, "functions": [{"name": "f"}]}), 400, "functions"),
     ("audio output", dict(json={**OK, "modalities": ["text", "audio"]}), 400, "modalities"),
     ("unknown model", dict(json={**OK, "model": "gpt-99"}), 404, "model"),
     ("embedding model for chat", dict(json={**OK, "model": "omnimini-embed"}), 400, "model"),

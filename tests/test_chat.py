@@ -158,7 +158,8 @@ def test_roles_and_content_parts(client):
     msgs = [{"role": "developer", "content": [{"type": "text", "text": "Answer briefly."}]},
             {"role": "user", "content": [{"type": "text", "text": "Name a color."},
                                          {"type": "text", "text": "Just one."}]},
-            {"role": "assistant", "content": "Blue."},
+            {"role": "assistant", "content": "Blue.", "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": "weather: sunny"},
             {"role": "user", "content": "Another?"}]
     r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=5)

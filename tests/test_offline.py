@@ -45,8 +45,8 @@ def test_serve_answers_the_sdk_without_network(tmp_path):
     script.write_text(CLIENT)
     shell = (f"ip link set lo up && "
              f"{sys.executable} -m omnimini serve --port 8000 --threads 2 --data-dir {tmp_path} "
-             f"> {tmp_path}/server.log 2>&1 & "
-             f"{sys.executable} {script}; status=$?; kill %1; exit $status")
+             f"> {tmp_path}/server.log 2>&1 & srv=$!; "
+             f"{sys.executable} {script}; status=$?; kill $srv; wait $srv; exit $status")
     r = subprocess.run(["unshare", "-n", "bash", "-c", shell], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr + (tmp_path / "server.log").read_text()
     out = json.loads(r.stdout.strip().splitlines()[-1])

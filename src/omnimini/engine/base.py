@@ -26,6 +26,8 @@ class SamplingParams:
     logit_bias: tuple[tuple[int, float], ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    grammar: str | None = None            # GBNF; output must match `root`
+    grammar_trigger: str | None = None    # lazy: a regex; the grammar applies from its group 1 on
 
 
 @dataclass(frozen=True)

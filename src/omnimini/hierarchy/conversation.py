@@ -7,11 +7,11 @@ part, never silently dropped.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from omnimini.hierarchy.levels import TEMPLATE_ROLE, Level
+from omnimini.hierarchy.tool_format import call_text
 from omnimini.protocol.chat import AssistantMessage, Message, RefusalPart, TextPart
 from omnimini.protocol.errors import Unsupported
 
@@ -54,12 +54,10 @@ def conversation(messages: Sequence[Message]) -> list[Turn]:
         if isinstance(m, AssistantMessage):
             if m.refusal and not text:
                 text = m.refusal
-            calls = [{"name": c.function.name, "arguments": c.function.arguments, "id": c.id}
-                     for c in (m.tool_calls or [])]
+            calls = [call_text(c.function.name, c.function.arguments) for c in (m.tool_calls or [])]
             if m.function_call:
-                calls.append({"name": m.function_call.name, "arguments": m.function_call.arguments})
+                calls.append(call_text(m.function_call.name, m.function_call.arguments))
             if calls:
-                # Until tool calling lands, earlier calls are shown to the model as JSON text.
-                text = (text + PART_JOINER if text else "") + json.dumps({"tool_calls": calls})
+                text = (text + PART_JOINER if text else "") + "\n".join(calls)
         turns.append(Turn(role=TEMPLATE_ROLE[m.role], content=text, level=Level.of_role(m.role)))
     return turns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Discriminator, Field, Tag
+from pydantic import BaseModel, Discriminator, Field, Tag, model_serializer
 
 from omnimini.protocol.common import (MAX_TOP_LOGPROBS, FinishReason, SamplingFields, Usage,
                                       WireModel)
@@ -90,6 +90,8 @@ class AssistantMessage(WireModel):
     tool_calls: list[ToolCall] | None = None
     function_call: FunctionCall | None = None
     audio: dict[str, Any] | None = None
+    # Clients send back the message they received, which carries `annotations`: accept, ignore.
+    annotations: list[Any] | None = None
 
 
 class ToolMessage(WireModel):
@@ -125,9 +127,55 @@ Message = Annotated[
 # ---------------------------------------------------------------- request
 
 
-class ResponseFormat(WireModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+FUNCTION_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"   # OpenAI's rule for function and schema names
+
+
+class FunctionDefinition(WireModel):
+    name: Annotated[str, Field(pattern=FUNCTION_NAME_PATTERN)]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(WireModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(WireModel):
+    name: str
+
+
+class NamedToolChoice(WireModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class JSONSchemaFormat(WireModel):
+    name: Annotated[str, Field(pattern=FUNCTION_NAME_PATTERN)]
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class TextFormat(WireModel):
+    type: Literal["text"]
+
+
+class JSONObjectFormat(WireModel):
+    type: Literal["json_object"]
+
+
+class JSONSchemaResponseFormat(WireModel):
+    type: Literal["json_schema"]
+    json_schema: JSONSchemaFormat
+
+
+ResponseFormat = Annotated[Union[TextFormat, JSONObjectFormat, JSONSchemaResponseFormat],
+                           Field(discriminator="type")]
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -137,8 +185,8 @@ class ChatCompletionRequest(SamplingFields):
     top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
     response_format: ResponseFormat | None = None
     # OpenAI parameters that we accept; the service rejects the values it cannot honour yet.
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     functions: list[dict[str, Any]] | None = None
     function_call: str | dict[str, Any] | None = None
@@ -181,11 +229,30 @@ class ChoiceLogprobs(BaseModel):
     refusal: list[TokenLogprob] | None = None
 
 
+class ResponseFunctionCall(BaseModel):
+    name: str
+    arguments: str
+
+
+class ResponseToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ResponseFunctionCall
+
+
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
     annotations: list[Any] = Field(default_factory=list)
+    tool_calls: list[ResponseToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_tool_calls(self, handler: Any) -> dict[str, Any]:
+        d = handler(self)
+        if d.get("tool_calls") is None:      # the schema allows the field absent, not null
+            d.pop("tool_calls", None)
+        return d
 
 
 class Choice(BaseModel):
@@ -206,15 +273,32 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str
 
 
+class DeltaFunctionCall(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall
+
+
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
     def wire(self) -> dict[str, Any]:
         # Only the fields that were set: OpenAI's first delta carries role, "" content and a null
-        # refusal; later ones carry only content; the finishing one is empty.
-        return self.model_dump(exclude_unset=True)
+        # refusal; later ones carry only content; the finishing one is empty. A tool-call delta
+        # carries index/id/type/name first, then argument fragments, as OpenAI streams them.
+        d = self.model_dump(exclude_unset=True)
+        if self.tool_calls is not None:
+            d["tool_calls"] = [t.model_dump(exclude_none=True) for t in self.tool_calls]
+        return d
 
 
 class ChunkChoice(BaseModel):

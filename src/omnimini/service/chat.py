@@ -7,6 +7,7 @@ still answer with a 4xx before its first byte.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -14,17 +15,21 @@ import llama_cpp
 
 from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
 from omnimini.engine.template import TemplateRenderError
-from omnimini.hierarchy.conversation import conversation
+from omnimini.hierarchy.conversation import Turn, conversation
+from omnimini.hierarchy.levels import Level
 from omnimini.models.catalog import Catalog, ModelSpec
 from omnimini.protocol.chat import (ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
-                                    Choice, ChoiceLogprobs, ChunkChoice, Delta, ResponseMessage,
-                                    TokenLogprob, TopLogprob)
+                                    Choice, ChoiceLogprobs, ChunkChoice, Delta, DeltaFunctionCall,
+                                    DeltaToolCall, ResponseFunctionCall, ResponseMessage,
+                                    ResponseToolCall, TokenLogprob, TopLogprob)
 from omnimini.protocol.common import Usage
 from omnimini.protocol.errors import InvalidRequest, Unsupported
 from omnimini.service.engines import Engines
 from omnimini.service.ids import fingerprint, new_id, now
 from omnimini.service.merge import interleave
-from omnimini.service.params import (check_stream_options, completion_budget, sampling_params)
+from omnimini.service.params import check_stream_options, completion_budget, sampling_params
+from omnimini.service.structured import response_grammar
+from omnimini.service.tools import CallEvent, CallParser, ToolPlan, check_tool_messages, plan_tools
 
 
 @dataclass
@@ -34,6 +39,7 @@ class PreparedChat:
     engine: Engine
     prompt: list[int]
     params: list[SamplingParams]          # one per choice
+    tools: ToolPlan | None
     id: str
     created: int
     fingerprint: str
@@ -42,17 +48,19 @@ class PreparedChat:
     def include_usage(self) -> bool:
         return bool(self.request.stream_options and self.request.stream_options.include_usage)
 
+    def parser(self) -> CallParser | None:
+        return CallParser(content_allowed=self.tools.mode == "auto") if self.tools else None
+
+    def finish_reason(self, step: Step, parser: CallParser | None) -> str:
+        if parser and parser.calls and step.finish_reason == "stop":
+            return self.tools.finish_reason
+        return step.finish_reason
+
 
 def _reject_unsupported(req: ChatCompletionRequest) -> None:
     """OpenAI parameters whose effect we cannot deliver yet: a clear 400, never silent neglect."""
-    if req.tools and req.tool_choice != "none":
-        raise Unsupported("Tool calling is not supported by this server yet; omit 'tools' or set "
-                          "tool_choice to 'none'.", param="tools")
     if req.functions or req.function_call not in (None, "none"):
         raise Unsupported("'functions' is deprecated and not supported; use 'tools'.", param="functions")
-    if req.response_format and req.response_format.type != "text":
-        raise Unsupported(f"response_format type '{req.response_format.type}' is not supported yet.",
-                          param="response_format")
     if req.audio is not None or (req.modalities and set(req.modalities) - {"text"}):
         raise Unsupported("Audio output is not supported by this model; use modalities ['text'].",
                           param="modalities" if req.modalities else "audio")
@@ -64,9 +72,25 @@ def _reject_unsupported(req: ChatCompletionRequest) -> None:
         raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs")
 
 
+def _with_tools(turns: list[Turn], plan: ToolPlan) -> list[Turn]:
+    """The tool definitions are developer-provided instructions: they join the system message."""
+    text = plan.system_text()
+    if turns and turns[0].role == "system":
+        first = turns[0]
+        return [dataclasses.replace(first, content=f"{first.content}\n\n{text}"), *turns[1:]]
+    return [Turn(role="system", content=text, level=Level.SYSTEM), *turns]
+
+
 def _logprob_entry(t: TokenInfo) -> TokenLogprob:
     return TokenLogprob(token=t.token, logprob=t.logprob, bytes=list(t.bytes),
                         top_logprobs=[TopLogprob(token=s, logprob=lp, bytes=list(b)) for s, b, lp in t.top])
+
+
+def _delta_calls(events: list[CallEvent]) -> list[DeltaToolCall]:
+    return [DeltaToolCall(index=e.index, id=e.id, type="function",
+                          function=DeltaFunctionCall(name=e.name, arguments=""))
+            if e.id else DeltaToolCall(index=e.index, function=DeltaFunctionCall(arguments=e.arguments))
+            for e in events]
 
 
 class ChatService:
@@ -77,18 +101,33 @@ class ChatService:
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
         _reject_unsupported(req)
         check_stream_options(req)
+        plan = plan_tools(req)
+        check_tool_messages(req)
+        grammar = response_grammar(req)
+        if plan and grammar:
+            raise Unsupported("A 'response_format' other than text cannot be combined with tool calls; "
+                              "set tool_choice to 'none' or drop response_format.", param="response_format")
         spec = self.catalog.resolve(req.model, kind="chat")
         engine = await self.engines.chat(spec)
         turns = conversation(req.messages)
+        if plan:
+            turns = _with_tools(turns, plan)
         try:
             prompt = engine.chat_tokens([t.template_dict() for t in turns])
         except TemplateRenderError as e:
             raise InvalidRequest(str(e), param="messages") from e
         budget = completion_budget(engine, len(prompt), req.completion_limit,
                                    "max_completion_tokens" if req.max_completion_tokens else "max_tokens")
-        params = [sampling_params(req, engine, spec, budget, seed_offset=i, logprobs=bool(req.logprobs),
-                                  top_logprobs=req.top_logprobs or 0) for i in range(req.n or 1)]
-        return PreparedChat(req, spec, engine, prompt, params, new_id("chatcmpl-"), now(),
+        params = []
+        for i in range(req.n or 1):
+            p = sampling_params(req, engine, spec, budget, seed_offset=i, logprobs=bool(req.logprobs),
+                                top_logprobs=req.top_logprobs or 0)
+            if plan:
+                p = dataclasses.replace(p, grammar=plan.grammar, grammar_trigger=plan.trigger)
+            elif grammar:
+                p = dataclasses.replace(p, grammar=grammar)
+            params.append(p)
+        return PreparedChat(req, spec, engine, prompt, params, plan, new_id("chatcmpl-"), now(),
                             fingerprint(spec.id, "llama.cpp", llama_cpp.__version__))
 
     def _generations(self, p: PreparedChat) -> AsyncIterator[tuple[int, Step]]:
@@ -104,9 +143,21 @@ class ChatService:
             logprobs[i] += [_logprob_entry(t) for t in step.tokens]
             if step.finish_reason:
                 finals[i] = step
-        choices = [Choice(index=i, message=ResponseMessage(content=texts[i]),
-                          logprobs=ChoiceLogprobs(content=logprobs[i]) if p.request.logprobs else None,
-                          finish_reason=finals[i].finish_reason) for i in range(n)]
+        choices = []
+        for i in range(n):
+            parser = p.parser()
+            content, calls = texts[i], None
+            if parser:
+                content, _ = parser.feed(texts[i])
+                content += parser.finish()
+                calls = [ResponseToolCall(id=c.id, function=ResponseFunctionCall(name=c.name, arguments=c.arguments))
+                         for c in parser.calls] or None
+                if calls:       # text the model wrote before its calls, if any
+                    content = content.strip() or None
+            choices.append(Choice(
+                index=i, message=ResponseMessage(content=content, tool_calls=calls),
+                logprobs=ChoiceLogprobs(content=logprobs[i]) if p.request.logprobs else None,
+                finish_reason=p.finish_reason(finals[i], parser)))
         return ChatCompletion(id=p.id, created=p.created, model=p.spec.id, choices=choices,
                               usage=_usage(p, finals), system_fingerprint=p.fingerprint)
 
@@ -116,17 +167,27 @@ class ChatService:
                                        system_fingerprint=p.fingerprint, usage=usage)
 
         n = len(p.params)
+        parsers = [p.parser() for _ in range(n)]
         for i in range(n):
             yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
         finals: list[Step | None] = [None] * n
         async for i, step in self._generations(p):
-            if step.text or step.tokens:
-                lp = (ChoiceLogprobs(content=[_logprob_entry(t) for t in step.tokens])
-                      if p.request.logprobs else None)
-                yield chunk([ChunkChoice(index=i, delta=Delta(content=step.text), logprobs=lp)])
+            lp = (ChoiceLogprobs(content=[_logprob_entry(t) for t in step.tokens])
+                  if p.request.logprobs and step.tokens else None)
+            text, events = step.text, []
+            if parsers[i]:
+                text, events = parsers[i].feed(step.text)
+                if step.finish_reason:
+                    text += parsers[i].finish()
+            if text or (lp and not events):
+                yield chunk([ChunkChoice(index=i, delta=Delta(content=text), logprobs=lp)])
+                lp = None
+            if events:
+                yield chunk([ChunkChoice(index=i, delta=Delta(tool_calls=_delta_calls(events)), logprobs=lp)])
             if step.finish_reason:
                 finals[i] = step
-                yield chunk([ChunkChoice(index=i, delta=Delta(), finish_reason=step.finish_reason)])
+                yield chunk([ChunkChoice(index=i, delta=Delta(),
+                                         finish_reason=p.finish_reason(step, parsers[i]))])
         if p.include_usage:
             yield chunk([], usage=_usage(p, finals))
 
