@@ -43,7 +43,7 @@ def _can_unshare() -> bool:
 def test_serve_answers_the_sdk_without_network(tmp_path):
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
-    shell = (f"ip link set lo up && "
+    shell = (f"ip link set lo up || exit 1; "
              f"{sys.executable} -m omnimini serve --port 8000 --threads 2 --data-dir {tmp_path} "
              f"> {tmp_path}/server.log 2>&1 & srv=$!; "
              f"{sys.executable} {script}; status=$?; kill $srv; wait $srv; exit $status")

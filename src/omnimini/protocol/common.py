@@ -100,5 +100,9 @@ class Usage(BaseModel):
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
-def drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
+def as_batch(value: Any) -> list[Any]:
+    """OpenAI's batchable inputs (`prompt`, `input`): a string or one token-id list is a batch of
+    one; a list of strings or of token-id lists is the batch itself."""
+    if isinstance(value, str) or (value and all(isinstance(x, int) for x in value)):
+        return [value]
+    return list(value)

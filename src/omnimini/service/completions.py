@@ -9,7 +9,7 @@ import llama_cpp
 
 from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
 from omnimini.models.catalog import Catalog, ModelSpec
-from omnimini.protocol.common import Usage
+from omnimini.protocol.common import Usage, as_batch
 from omnimini.protocol.completions import (Completion, CompletionChoice, CompletionRequest,
                                            LegacyLogprobs)
 from omnimini.protocol.errors import InvalidRequest, Unsupported
@@ -41,13 +41,7 @@ class PreparedCompletion:
 
 
 def _prompts(req: CompletionRequest, engine: Engine) -> list[tuple[list[int], str]]:
-    p = req.prompt
-    if isinstance(p, str):
-        items: list = [p]
-    elif p and all(isinstance(x, int) for x in p):
-        items = [p]
-    else:
-        items = list(p)
+    items = as_batch(req.prompt)
     if not items:
         raise InvalidRequest("'prompt' must not be an empty array.", param="prompt")
     out = []

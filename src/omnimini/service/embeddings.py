@@ -8,6 +8,7 @@ import base64
 import numpy as np
 
 from omnimini.models.catalog import Catalog
+from omnimini.protocol.common import as_batch
 from omnimini.protocol.embeddings import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 from omnimini.protocol.errors import InvalidRequest
 from omnimini.service.engines import Engines
@@ -21,13 +22,7 @@ class EmbeddingService:
     async def create(self, req: EmbeddingRequest) -> EmbeddingList:
         spec = self.catalog.resolve(req.model, kind="embedding")
         embedder = await self.engines.embedder(spec)
-        raw = req.input
-        if isinstance(raw, str):
-            items: list = [raw]
-        elif raw and all(isinstance(x, int) for x in raw):
-            items = [raw]
-        else:
-            items = list(raw)
+        items = as_batch(req.input)
         texts: list[str] = []
         vocab = embedder.tokenizer.get_vocab_size()
         for i, item in enumerate(items):
