@@ -192,3 +192,21 @@ def test_tool_and_format_bad_input(http, body, param):
     validate(r.json(), "ErrorResponse")
     assert r.json()["error"]["param"] == param
     assert r.json()["error"]["message"]
+
+
+def test_runaway_json_is_closed_before_the_budget_ends(client):
+    """SmolLM2 repeats itself inside a string on this prompt; near max_tokens the closing pressure
+    makes it end its strings and brackets: finish_reason says 'length', and the JSON still parses."""
+    msgs = [{"role": "user", "content": "Describe a cat as JSON."}]
+    for max_tokens in (60, 120):
+        r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=max_tokens, temperature=0,
+                                           response_format={"type": "json_object"})
+        assert r.choices[0].finish_reason == "length"
+        assert isinstance(json.loads(r.choices[0].message.content), dict)
+    schema = {"type": "object", "properties": {"cat": {"type": "object", "properties": {
+        "name": {"type": "string"}, "colors": {"type": "array", "items": {"type": "string"}}},
+        "required": ["name", "colors"]}}, "required": ["cat"]}
+    r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=80, temperature=0,
+                                       response_format={"type": "json_schema",
+                                                        "json_schema": {"name": "c", "schema": schema}})
+    jsonschema.validate(json.loads(r.choices[0].message.content), schema)

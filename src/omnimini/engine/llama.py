@@ -29,6 +29,15 @@ from omnimini.engine.textstream import TextStream
 log = logging.getLogger(__name__)
 
 N_BATCH = 512                  # prompt tokens per llama_decode call during prefill
+# Closing pressure: a small model under a JSON grammar can repeat itself inside a string until
+# max_tokens cuts it off, leaving JSON that does not parse. In the last CLOSING_RESERVE tokens of a
+# grammar-constrained generation we add CLOSING_BIAS to the tokens that close things: inside a
+# string, those that end it (`"`, `"}`, `"]}`...); outside, those made of `}` and `]` only. The
+# grammar still decides what is valid. Such an answer reports finish_reason "length" (it was cut
+# short), but it parses.
+CLOSING_RESERVE = 24
+CLOSING_BIAS = 30.0
+CLOSING_BRACKETS = frozenset("]}")
 PIECE_BUFFER = 256             # bytes; the longest token piece in common vocabularies is far shorter
 
 
@@ -64,6 +73,7 @@ class LlamaEngine(Engine):
             bos_token=self._piece(bos, special=True).decode("utf-8", "replace") if bos >= 0 else "",
             eos_token=self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
         self._pieces: dict[int, bytes] = {}
+        self._closing: tuple[list[int], list[int]] | None = None
         self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
         self._cached: list[int] = []      # tokens whose KV cells sit in sequence 0
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -99,6 +109,19 @@ class LlamaEngine(Engine):
         if piece is None:
             piece = self._pieces[token] = self._piece(token, special=False)
         return piece
+
+    def closing_tokens(self) -> tuple[list[int], list[int]]:
+        """(tokens that end a JSON string and may close brackets, tokens that only close brackets)."""
+        if self._closing is None:
+            in_string, outside = [], []
+            for t in range(self.n_vocab):
+                text = self.token_piece(t).decode("utf-8", "ignore")
+                if text.startswith('"') and set(text[1:]) <= CLOSING_BRACKETS:
+                    in_string.append(t)
+                elif text and set(text) <= CLOSING_BRACKETS:
+                    outside.append(t)
+            self._closing = (in_string, outside)
+        return self._closing
 
     def _piece(self, token: int, *, special: bool) -> bytes:
         buf = ctypes.create_string_buffer(PIECE_BUFFER)
@@ -182,7 +205,11 @@ class LlamaEngine(Engine):
         p = job.params
         cached = self._prefill(job.prompt, job)
         sampler = _Sampler(p, self.n_vocab, self._vocab)
+        pressure_from = (p.max_tokens - CLOSING_RESERVE
+                         if p.grammar and not p.grammar_trigger and p.max_tokens > 2 * CLOSING_RESERVE
+                         else None)
         stream = TextStream(p.stop)
+        json_state = _JsonStringState()
         generated = 0
         finish = "length"
         try:
@@ -191,18 +218,24 @@ class LlamaEngine(Engine):
                 if p.logprobs:
                     ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
                     logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+                if pressure_from is not None and generated >= pressure_from and (
+                        not sampler.pressed or json_state.changed):
+                    sampler.press(self.closing_tokens()[0 if json_state.in_string else 1])
+                    json_state.changed = False
                 token = sampler.sample(self._ctx)
                 generated += 1
                 if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    finish = "stop"
+                    finish = "length" if sampler.pressed else "stop"
                     break
                 piece = self.token_piece(token)
+                if pressure_from is not None:
+                    json_state.feed(piece)
                 info = _token_info(logits, token, p.top_logprobs, self.token_piece) if p.logprobs else None
                 text, infos = stream.push(piece, info)
                 if text or infos:
                     job.emit(Step(text=text, tokens=infos))
                 if stream.stopped:
-                    finish = "stop"
+                    finish = "length" if sampler.pressed else "stop"
                     break
                 if generated >= p.max_tokens or len(self._cached) + 1 >= self.n_ctx:
                     break
@@ -240,6 +273,26 @@ def check_grammar(engine: "LlamaEngine", grammar: str) -> bool:
     return bool(sampler)
 
 
+class _JsonStringState:
+    """Whether generated JSON text is inside a string literal right now."""
+
+    def __init__(self) -> None:
+        self.in_string = False
+        self.changed = False          # in_string flipped since the flag was last cleared
+        self._escape = False
+
+    def feed(self, piece: bytes) -> None:
+        before = self.in_string
+        for ch in piece:
+            if self._escape:
+                self._escape = False
+            elif self.in_string and ch == 0x5C:       # backslash
+                self._escape = True
+            elif ch == 0x22:                            # double quote
+                self.in_string = not self.in_string
+        self.changed |= before != self.in_string
+
+
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
@@ -255,6 +308,7 @@ class _Sampler:
     def __init__(self, p: SamplingParams, n_vocab: int, vocab):
         self.chain = _make_chain(p, n_vocab)
         self.grammar = None
+        self.pressure = None          # a logit-bias sampler for closing tokens, once pressed
         if p.grammar:
             try:
                 self.grammar = _grammar_sampler(p, vocab)
@@ -270,6 +324,21 @@ class _Sampler:
             self.one = np.zeros(1, dtype=_TOKEN_DATA)
             self.one_arr = llama_cpp.llama_token_data_array(
                 data=self.one.ctypes.data_as(llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False)
+
+    @property
+    def pressed(self) -> bool:
+        return self.pressure is not None
+
+    def press(self, tokens: list[int]) -> None:
+        """From now on, favour `tokens` (replacing any earlier favourites)."""
+        if self.grammar is None or not tokens:
+            return
+        if self.pressure is not None:
+            llama_cpp.llama_sampler_free(self.pressure)
+        arr = (llama_cpp.llama_logit_bias * len(tokens))()
+        for i, tok in enumerate(tokens):
+            arr[i].token, arr[i].bias = tok, CLOSING_BIAS
+        self.pressure = llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(tokens), arr)
 
     def sample(self, ctx) -> int:
         if self.grammar is None:
@@ -292,6 +361,8 @@ class _Sampler:
         self.cur["p"] = 0.0
         self.arr.data = self.cur.ctypes.data_as(llama_cpp.llama_token_data_p)
         self.arr.size, self.arr.selected, self.arr.sorted = self.n_vocab, -1, False
+        if self.pressure is not None:
+            llama_cpp.llama_sampler_apply(self.pressure, ctypes.byref(self.arr))
         if with_grammar:
             llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self.arr))
         llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(self.arr))
@@ -300,9 +371,9 @@ class _Sampler:
         return int(self.arr.data[self.arr.selected].id)
 
     def free(self) -> None:
-        llama_cpp.llama_sampler_free(self.chain)
-        if self.grammar is not None:
-            llama_cpp.llama_sampler_free(self.grammar)
+        for sampler in (self.chain, self.grammar, self.pressure):
+            if sampler is not None:
+                llama_cpp.llama_sampler_free(sampler)
 
 
 def _make_chain(p: SamplingParams, n_vocab: int) -> llama_cpp.llama_sampler_p:
