@@ -20,7 +20,7 @@ def _run(args, input_text=None, env=None, timeout=180):
 def test_serve_help_describes_every_setting():
     out = _run(["serve", "--help"]).stdout
     for flag in ("--host", "--port", "--data-dir", "--models-file", "--model", "--threads",
-                 "--context-size", "--preload", "--log-level", "--max-request-bytes"):
+                 "--context-size", "--preload", "--log-level", "--max-request-bytes", "--parallel"):
         assert flag in out
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} has no description"

@@ -37,6 +37,7 @@ def serve(
     model: list[str] = typer.Option([], "--model", help=_help("models")),
     threads: Optional[int] = typer.Option(None, help=_help("threads") + " (env OMNIMINI_THREADS)"),
     context_size: Optional[int] = typer.Option(None, help=_help("context_size") + " (env OMNIMINI_CONTEXT_SIZE)"),
+    parallel: Optional[int] = typer.Option(None, help=_help("parallel") + " (env OMNIMINI_PARALLEL)"),
     preload: list[str] = typer.Option([], "--preload", help=_help("preload")),
     max_request_bytes: Optional[int] = typer.Option(None, help=_help("max_request_bytes")
                                                     + " (env OMNIMINI_MAX_REQUEST_BYTES)"),
@@ -49,11 +50,11 @@ def serve(
     from omnimini.service.runtime import Runtime
 
     s = _settings(host=host, port=port, data_dir=data_dir, models_file=models_file, models=model,
-                  threads=threads, context_size=context_size, preload=preload, log_level=log_level,
+                  threads=threads, context_size=context_size, preload=preload, log_level=log_level, parallel=parallel,
                   max_request_bytes=max_request_bytes)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime.build(s.catalog(), data_dir=s.data_path, n_threads=s.threads,
-                            context_size=s.context_size)
+                            context_size=s.context_size, parallel=s.parallel)
     console.print(f"[bold]omnimini[/bold] serving {', '.join(runtime.catalog.names())} "
                   f"on http://{s.host}:{s.port}/v1")
     uvicorn.run(create_app(runtime, preload=s.preload, max_request_bytes=s.max_request_bytes), host=s.host, port=s.port,

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
     context_size: int | None = Field(None, ge=64, description="Cap on every chat model's context "
                                      "length in tokens (default: each model's own).")
+    parallel: int = Field(1, ge=1, le=64, description="Sequences each chat model decodes together in one "
+                          "batch (continuous batching). More gives more throughput under load; 1 keeps "
+                          "greedy output independent of load.")
     preload: list[str] = Field(default_factory=lambda: ["omnimini-mini"],
                                description="Models to load at start-up instead of on first request.")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024,

@@ -4,7 +4,7 @@ Generation runs our own decode loop over llama.cpp's low-level API instead of `L
 sampling happens in llama.cpp's C sampler chain (fast), logprobs are computed from the raw logits of
 the last position only (llama-cpp-python's own path needs `logits_all=True`, a full vocabulary row
 per prompt token), and the KV cells of the previous request are reused for a shared prompt prefix.
-The batching scheduler (many sequences per `llama_decode`) replaces `_run` behind the same interface.
+Scheduling (which sequences go into each `llama_decode`) lives in `engine/scheduler.py`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,18 @@ import llama_cpp
 import numpy as np
 
 from omnimini.engine.base import Engine, Piece, SamplingParams, Step, TokenInfo
+from omnimini.engine.scheduler import Scheduler
 from omnimini.engine.template import CHATML_TEMPLATE, ChatTemplate
 from omnimini.engine.textstream import TextStream
 
 log = logging.getLogger(__name__)
 
-N_BATCH = 512                  # prompt tokens per llama_decode call during prefill
+N_BATCH = 512                  # tokens per llama_decode call (decode steps plus prefill chunks)
+# Sequences decoded together. One by default: llama.cpp's batched kernels sum in another order than
+# single-sequence decoding, so greedy output under load would differ from the same request alone.
+# `--parallel N` trades that for throughput (MODELS.md: 1 sequence 117 tok/s, 8 sequences 174).
+DEFAULT_SLOTS = 1
+MIN_HELPER_CTX = 64
 # Closing pressure: a small model under a JSON grammar can repeat itself inside a string until
 # max_tokens cuts it off, leaving JSON that does not parse. In the last CLOSING_RESERVE tokens of a
 # grammar-constrained generation we add CLOSING_BIAS to the tokens that close things: inside a
@@ -53,16 +59,40 @@ class _Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class _Run:
+    """One generation in progress."""
+
+    job: _Job
+    sampler: "_Sampler"
+    stream: TextStream
+    pressure_from: int | None
+    json_state: "_JsonStringState" = field(default_factory=lambda: _JsonStringState())
+    generated: int = 0
+    pending: int = -1             # the last sampled token, decoded in the next step
+
+
 class LlamaEngine(Engine):
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 chat_template: str | None = None):
+                 chat_template: str | None = None, slots: int = DEFAULT_SLOTS):
         threads = n_threads or max(1, os.cpu_count() or 1)
-        self._llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_batch=N_BATCH,
+        # The Llama object gives us the model, its tokenizer and metadata; it gets a token context.
+        # Generation runs in our own context, with one KV sequence per slot sharing its cells.
+        self._llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=MIN_HELPER_CTX, n_batch=MIN_HELPER_CTX,
                                     n_threads=threads, n_threads_batch=threads, verbose=False)
         self.model_path = Path(model_path)
-        self.n_ctx = self._llm.n_ctx()
+        self.n_ctx = min(n_ctx, self._llm._model.n_ctx_train()) if n_ctx else self._llm._model.n_ctx_train()
         self.n_vocab = self._llm.n_vocab()
-        self._ctx = self._llm.ctx
+        self.slots = slots
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx, N_BATCH, N_BATCH
+        params.n_seq_max, params.kv_unified = slots, True
+        params.n_threads, params.n_threads_batch = threads, threads
+        # As llama-cpp-python's Llama: flash attention off, so greedy output matches that peer.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self._ctx = llama_cpp.llama_init_from_model(self._llm.model, params)
+        if not self._ctx:
+            raise EngineError(f"llama.cpp could not create a context of {self.n_ctx} tokens")
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         meta = self._llm.metadata
@@ -74,8 +104,7 @@ class LlamaEngine(Engine):
             eos_token=self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
         self._pieces: dict[int, bytes] = {}
         self._closing: tuple[list[int], list[int]] | None = None
-        self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
-        self._cached: list[int] = []      # tokens whose KV cells sit in sequence 0
+        self._scheduler = Scheduler(self, slots, N_BATCH)
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
         self._thread.start()
@@ -156,100 +185,66 @@ class LlamaEngine(Engine):
             job.cancelled.set()
 
     def _worker(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            if job.cancelled.is_set():
-                continue
-            try:
-                self._run(job)
-            except Exception as e:           # report to the waiting request, keep serving
-                log.exception("generation failed")
-                self._cached = []
-                llama_cpp.llama_memory_clear(self._mem, True)
-                job.emit(EngineError(str(e)))
+        self._scheduler.loop(self._jobs)
 
-    def _decode(self, tokens: list[int], start: int, want_logits_last: bool) -> None:
-        b = self._batch
-        b.n_tokens = len(tokens)
-        for i, tok in enumerate(tokens):
-            b.token[i] = tok
-            b.pos[i] = start + i
-            b.n_seq_id[i] = 1
-            b.seq_id[i][0] = 0
-            b.logits[i] = want_logits_last and i == len(tokens) - 1
-        rc = llama_cpp.llama_decode(self._ctx, b)
-        if rc != 0:
-            raise EngineError(f"llama_decode failed with code {rc}")
+    # The scheduler calls these four for each generation it runs.
 
-    def _prefill(self, prompt: list[int], job: _Job) -> int:
-        """Bring the KV cache to `prompt`, reusing the longest common prefix. Returns cached count."""
-        reuse = 0
-        for a, b in zip(self._cached, prompt):
-            if a != b:
-                break
-            reuse += 1
-        reuse = min(reuse, len(prompt) - 1)     # the last prompt token must be decoded for logits
-        llama_cpp.llama_memory_seq_rm(self._mem, 0, reuse, -1)
-        self._cached = prompt[:reuse]
-        for start in range(reuse, len(prompt), N_BATCH):
-            if job.cancelled.is_set():
-                return reuse
-            chunk = prompt[start:start + N_BATCH]
-            self._decode(chunk, start, want_logits_last=start + len(chunk) == len(prompt))
-            self._cached.extend(chunk)
-        return reuse
-
-    def _run(self, job: _Job) -> None:
+    def _start_run(self, job: _Job) -> "_Run":
         p = job.params
-        cached = self._prefill(job.prompt, job)
-        sampler = _Sampler(p, self.n_vocab, self._vocab)
         pressure_from = (p.max_tokens - CLOSING_RESERVE
                          if p.grammar and not p.grammar_trigger and p.max_tokens > 2 * CLOSING_RESERVE
                          else None)
-        stream = TextStream(p.stop)
-        json_state = _JsonStringState()
-        generated = 0
-        finish = "length"
-        try:
-            while not job.cancelled.is_set():
-                logits = None
-                if p.logprobs:
-                    ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
-                    logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
-                if pressure_from is not None and generated >= pressure_from and (
-                        not sampler.pressed or json_state.changed):
-                    sampler.press(self.closing_tokens()[0 if json_state.in_string else 1])
-                    json_state.changed = False
-                token = sampler.sample(self._ctx)
-                generated += 1
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    finish = "length" if sampler.pressed else "stop"
-                    break
-                piece = self.token_piece(token)
-                if pressure_from is not None:
-                    json_state.feed(piece)
-                info = _token_info(logits, token, p.top_logprobs, self.token_piece) if p.logprobs else None
-                text, infos = stream.push(piece, info)
-                if text or infos:
-                    job.emit(Step(text=text, tokens=infos))
-                if stream.stopped:
-                    finish = "length" if sampler.pressed else "stop"
-                    break
-                if generated >= p.max_tokens or len(self._cached) + 1 >= self.n_ctx:
-                    break
-                self._decode([token], len(self._cached), want_logits_last=True)
-                self._cached.append(token)
-        finally:
-            sampler.free()
-        text, infos = stream.finish()
+        return _Run(job=job, sampler=_Sampler(p, self.n_vocab, self._vocab), stream=TextStream(p.stop),
+                    pressure_from=pressure_from)
+
+    def _pending_token(self, run: "_Run") -> int:
+        return run.pending
+
+    def _end_run(self, run: "_Run") -> None:
+        run.sampler.free()
+
+    def _advance(self, run: "_Run", idx: int, reused: int, n_cached: int) -> bool:
+        """Sample the next token of `run` from logits row `idx`; emit text. True when finished."""
+        p, job = run.job.params, run.job
+        logits = None
+        if p.logprobs:
+            ptr = llama_cpp.llama_get_logits_ith(self._ctx, idx)
+            logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        if run.pressure_from is not None and run.generated >= run.pressure_from and (
+                not run.sampler.pressed or run.json_state.changed):
+            run.sampler.press(self.closing_tokens()[0 if run.json_state.in_string else 1])
+            run.json_state.changed = False
+        token = run.sampler.sample(self._ctx, idx)
+        run.generated += 1
+        finish = None
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            finish = "length" if run.sampler.pressed else "stop"
+        else:
+            piece = self.token_piece(token)
+            if run.pressure_from is not None:
+                run.json_state.feed(piece)
+            info = _token_info(logits, token, p.top_logprobs, self.token_piece) if p.logprobs else None
+            text, infos = run.stream.push(piece, info)
+            if text or infos:
+                job.emit(Step(text=text, tokens=infos))
+            if run.stream.stopped:
+                finish = "length" if run.sampler.pressed else "stop"
+            elif run.generated >= p.max_tokens or n_cached + 1 >= self.n_ctx:
+                finish = "length"
+        if finish is None:
+            run.pending = token
+            return False
+        text, infos = run.stream.finish()
         job.emit(Step(text=text, tokens=infos, finish_reason=finish, prompt_tokens=len(job.prompt),
-                      cached_tokens=cached, completion_tokens=generated))
+                      cached_tokens=reused, completion_tokens=run.generated))
+        return True
 
     async def close(self) -> None:
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join, 5)
+        if not self._thread.is_alive() and self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
 
 
 def _grammar_sampler(p: SamplingParams, vocab) -> llama_cpp.llama_sampler_p:
@@ -340,10 +335,10 @@ class _Sampler:
             arr[i].token, arr[i].bias = tok, CLOSING_BIAS
         self.pressure = llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(tokens), arr)
 
-    def sample(self, ctx) -> int:
+    def sample(self, ctx, idx: int = -1) -> int:
         if self.grammar is None:
-            return llama_cpp.llama_sampler_sample(self.chain, ctx, -1)   # samples and accepts
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(self.n_vocab,))
+            return llama_cpp.llama_sampler_sample(self.chain, ctx, idx)   # samples and accepts
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
         token = self._draw(logits, with_grammar=False)
         self.one[0] = (token, 1.0, 0.0)
         self.one_arr.selected = -1

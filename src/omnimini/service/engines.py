@@ -18,11 +18,12 @@ log = logging.getLogger(__name__)
 
 class Engines:
     def __init__(self, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
-                 context_size: int | None = None):
+                 context_size: int | None = None, parallel: int = 1):
         self.catalog = catalog
         self.data_dir = data_dir
         self.n_threads = n_threads
         self.context_size = context_size
+        self.parallel = parallel
         self._chat: dict[str, Engine] = {}
         self._embed: dict[str, MiniLMEmbedder] = {}
         self._lock = asyncio.Lock()
@@ -41,7 +42,7 @@ class Engines:
             n_ctx = min(spec.context_length, self.context_size or spec.context_length)
             log.info("loading %s (n_ctx=%d)", spec.id, n_ctx)
             engine = LlamaEngine(self._path(spec), n_ctx=n_ctx, n_threads=self.n_threads,
-                                 chat_template=spec.chat_template)
+                                 chat_template=spec.chat_template, slots=self.parallel)
             self._chat[spec.id] = engine
         return engine
 

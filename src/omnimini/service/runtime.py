@@ -22,8 +22,9 @@ class Runtime:
 
     @classmethod
     def build(cls, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
-              context_size: int | None = None) -> "Runtime":
-        engines = Engines(catalog, data_dir=data_dir, n_threads=n_threads, context_size=context_size)
+              context_size: int | None = None, parallel: int = 1) -> "Runtime":
+        engines = Engines(catalog, data_dir=data_dir, n_threads=n_threads, context_size=context_size,
+                          parallel=parallel)
         return cls(catalog, engines, ChatService(catalog, engines), CompletionService(catalog, engines),
                    EmbeddingService(catalog, engines))
 
