@@ -15,9 +15,7 @@ at least 0.8x the tokens/s of unconstrained.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import os
 import socket
 import statistics
 import subprocess

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import openai
-import pytest
 
 from openapi_contract import validate
 from sse import sse_events

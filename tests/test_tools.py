@@ -7,7 +7,6 @@ import json
 from typing import Literal
 
 import jsonschema
-import openai
 import pytest
 from pydantic import BaseModel
 

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 
+class EngineError(RuntimeError):
+    """A generation failed inside the engine (not the client's fault)."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int

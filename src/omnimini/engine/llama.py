@@ -3,7 +3,7 @@
 Generation runs our own decode loop over llama.cpp's low-level API instead of `Llama.create_completion`:
 sampling happens in llama.cpp's C sampler chain (fast), logprobs are computed from the raw logits of
 the last position only (llama-cpp-python's own path needs `logits_all=True`, a full vocabulary row
-per prompt token), and the KV cells of the previous request are reused for a shared prompt prefix.
+per prompt token), and KV cells are reused for shared prompt prefixes.
 Scheduling (which sequences go into each `llama_decode`) lives in `engine/scheduler.py`.
 """
 
@@ -22,7 +22,7 @@ from typing import AsyncIterator, Callable
 import llama_cpp
 import numpy as np
 
-from omnimini.engine.base import Engine, Piece, SamplingParams, Step, TokenInfo
+from omnimini.engine.base import Engine, EngineError, Piece, SamplingParams, Step, TokenInfo
 from omnimini.engine.scheduler import Scheduler
 from omnimini.engine.template import CHATML_TEMPLATE, ChatTemplate
 from omnimini.engine.textstream import TextStream
@@ -45,10 +45,6 @@ CLOSING_RESERVE = 24
 CLOSING_BIAS = 30.0
 CLOSING_BRACKETS = frozenset("]}")
 PIECE_BUFFER = 256             # bytes; the longest token piece in common vocabularies is far shorter
-
-
-class EngineError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -81,7 +77,8 @@ class LlamaEngine(Engine):
         self._llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=MIN_HELPER_CTX, n_batch=MIN_HELPER_CTX,
                                     n_threads=threads, n_threads_batch=threads, verbose=False)
         self.model_path = Path(model_path)
-        self.n_ctx = min(n_ctx, self._llm._model.n_ctx_train()) if n_ctx else self._llm._model.n_ctx_train()
+        trained = llama_cpp.llama_model_n_ctx_train(self._llm.model)
+        self.n_ctx = min(n_ctx, trained) if n_ctx else trained
         self.n_vocab = self._llm.n_vocab()
         self.slots = slots
         params = llama_cpp.llama_context_default_params()
@@ -187,7 +184,7 @@ class LlamaEngine(Engine):
     def _worker(self) -> None:
         self._scheduler.loop(self._jobs)
 
-    # The scheduler calls these four for each generation it runs.
+    # The scheduler calls these three for each generation it runs.
 
     def _start_run(self, job: _Job) -> "_Run":
         p = job.params
@@ -196,9 +193,6 @@ class LlamaEngine(Engine):
                          else None)
         return _Run(job=job, sampler=_Sampler(p, self.n_vocab, self._vocab), stream=TextStream(p.stop),
                     pressure_from=pressure_from)
-
-    def _pending_token(self, run: "_Run") -> int:
-        return run.pending
 
     def _end_run(self, run: "_Run") -> None:
         run.sampler.free()
@@ -258,14 +252,6 @@ def _grammar_sampler(p: SamplingParams, vocab) -> llama_cpp.llama_sampler_p:
     if not sampler:
         raise EngineError("llama.cpp rejected the grammar")
     return sampler
-
-
-def check_grammar(engine: "LlamaEngine", grammar: str) -> bool:
-    """Whether llama.cpp can parse `grammar` (it logs the reason when it cannot)."""
-    sampler = llama_cpp.llama_sampler_init_grammar(engine._vocab, grammar.encode(), b"root")
-    if sampler:
-        llama_cpp.llama_sampler_free(sampler)
-    return bool(sampler)
 
 
 class _JsonStringState:

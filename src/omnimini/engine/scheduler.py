@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 import llama_cpp
 
+from omnimini.engine.base import EngineError
+
 if TYPE_CHECKING:
-    from omnimini.engine.llama import LlamaEngine, _Job
+    from omnimini.engine.llama import LlamaEngine, _Job, _Run
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class Slot:
     job: "_Job | None" = None
     prefill_at: int = 0            # next prompt index to decode
     reused: int = 0                # prompt tokens taken from the cache
-    run: object = None             # the per-generation state (engine-specific)
+    run: "_Run | None" = None      # the generation in progress
     logits_index: int = -1         # row of this slot's logits in the last batch, or -1
 
 
@@ -115,7 +117,7 @@ class Scheduler:
         added: list[tuple[Slot, list[int]]] = []
         for s in active:                                  # decoding sequences first: one token each
             if s.prefill_at >= len(s.job.prompt):
-                token = self.engine._pending_token(s.run)
+                token = s.run.pending
                 self._put(n, token, len(s.cached), s.seq_id, True)
                 s.logits_index, n = n, n + 1
                 added.append((s, [token]))
@@ -157,25 +159,24 @@ class Scheduler:
         b.logits[i] = logits
 
     def _decode_failed(self, active: list[Slot], rc: int) -> None:
-        """Out of KV cells (rc 1) or an error: free idle slots' cells; fail the newest sequence."""
+        """Out of KV cells (rc 1) or an error: free idle slots' cells, and fail the sequence that
+        holds the most cells so that the others can go on."""
         log.warning("llama_decode returned %d with %d active sequences", rc, len(active))
         mem = self.engine._mem
         for s in self.slots:
             if s.job is None and s.cached:
                 llama_cpp.llama_memory_seq_rm(mem, s.seq_id, -1, -1)
                 s.cached = []
-        victim = max(active, key=lambda s: s.last_used if s.run is None else len(s.cached))
+        victim = max(active, key=lambda s: len(s.cached))
         victim.job.emit(_error(rc))
         llama_cpp.llama_memory_seq_rm(mem, victim.seq_id, -1, -1)
         victim.cached = []
         self._release(victim)
-        for s in active:                   # tokens of this batch were not decoded: roll back
-            if s is not victim and s.prefill_at > len(s.cached):
-                s.prefill_at = max(len(s.cached), s.reused)
+        for s in active:                   # prompt chunks of this batch were not decoded: redo them
+            s.prefill_at = min(s.prefill_at, len(s.cached))
 
 
-def _error(rc: int) -> Exception:
-    from omnimini.engine.llama import EngineError
+def _error(rc: int) -> EngineError:
     return EngineError("the server ran out of KV cache for this request; retry" if rc == 1
                        else f"llama_decode failed with code {rc}")
 

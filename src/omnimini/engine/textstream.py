@@ -9,6 +9,16 @@ import codecs
 from omnimini.engine.base import TokenInfo
 
 
+def partial_marker_suffix(text: str, markers: tuple[str, ...]) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of one of `markers`: text
+    that must be held back until it is known whether a marker follows."""
+    for k in range(min(len(text), max(len(m) for m in markers) - 1), 0, -1):
+        suffix = text[-k:]
+        if any(m.startswith(suffix) for m in markers):
+            return k
+    return 0
+
+
 class TextStream:
     def __init__(self, stops: tuple[str, ...] = ()):
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -44,13 +54,7 @@ class TextStream:
         return self._release(len(self._pending), final=True)
 
     def _held_back(self) -> int:
-        """Length of the longest suffix of pending text that is a proper prefix of a stop sequence."""
-        text = self._pending
-        for k in range(min(len(text), max(len(s) for s in self._stops) - 1), 0, -1):
-            suffix = text[-k:]
-            if any(s.startswith(suffix) for s in self._stops):
-                return k
-        return 0
+        return partial_marker_suffix(self._pending, self._stops)
 
     def _release(self, n: int, *, final: bool) -> tuple[str, list[TokenInfo]]:
         out, self._pending = self._pending[:n], ("" if final else self._pending[n:])

@@ -11,8 +11,8 @@ _ALPHABET = string.ascii_letters + string.digits
 ID_LENGTH = 29            # OpenAI's chatcmpl ids carry 29 random characters
 
 
-def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(ID_LENGTH))
+def new_id(prefix: str, length: int = ID_LENGTH) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 def now() -> int:

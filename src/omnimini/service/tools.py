@@ -16,15 +16,15 @@ With `auto` the model writes freely, and the grammar takes over from the moment 
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from dataclasses import dataclass, field
 from typing import Any
 
 from omnimini.engine.grammar import GrammarBuilder, SchemaError
+from omnimini.engine.textstream import partial_marker_suffix
 from omnimini.hierarchy.tool_format import ARGS_KEY, CALL_CLOSE, CALL_HEAD, CALL_OPEN, CALL_TAIL
 from omnimini.protocol.chat import ChatCompletionRequest, NamedToolChoice, Tool
 from omnimini.protocol.errors import InvalidRequest
+from omnimini.service.ids import new_id
 
 MAX_PARALLEL_CALLS = 8
 # Lazy grammar trigger (llama.cpp matches the whole text so far; group 1 is where the grammar starts).
@@ -42,11 +42,7 @@ To call a function, write a JSON object with its name and arguments inside <tool
 {{"name": <function-name>, "arguments": <args-json-object>}}
 </tool_call>"""
 
-_ID_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_call_id() -> str:
-    return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+CALL_ID_LENGTH = 24           # OpenAI's call ids: "call_" and 24 characters
 
 
 @dataclass
@@ -160,7 +156,7 @@ class CallParser:
             if self._state == "content":
                 at = self._buf.find(CALL_OPEN)
                 if at < 0:
-                    keep = _partial_suffix(self._buf, CALL_OPEN)
+                    keep = partial_marker_suffix(self._buf, (CALL_OPEN,))
                     content += self._buf[:len(self._buf) - keep]
                     self._buf = self._buf[len(self._buf) - keep:]
                     break
@@ -173,7 +169,7 @@ class CallParser:
                     break
                 name = json.loads(self._buf[len(CALL_HEAD):end])
                 self._buf = self._buf[end + len(ARGS_KEY):]
-                event = CallEvent(index=len(self.calls), id=new_call_id(), name=name)
+                event = CallEvent(index=len(self.calls), id=new_id("call_", CALL_ID_LENGTH), name=name)
                 self.calls.append(CallEvent(index=event.index, id=event.id, name=name))
                 events.append(event)
                 self._state, self._depth, self._in_string, self._escape = "args", 0, False, False
@@ -222,9 +218,3 @@ class CallParser:
         rest, self._buf = (self._buf if self._state == "content" else ""), ""
         return rest if self.content_allowed else ""
 
-
-def _partial_suffix(text: str, marker: str) -> int:
-    for k in range(min(len(text), len(marker) - 1), 0, -1):
-        if marker.startswith(text[-k:]):
-            return k
-    return 0
