@@ -91,6 +91,11 @@ class Engine(abc.ABC):
             tokens += self.tokenize(piece.text, special=piece.special, add_bos=add_bos and i == 0)
         return tokens
 
+    def check_capacity(self) -> None:
+        """Raise RateLimitExceeded (429 + Retry-After) when the queue of generations waiting for
+        this model is full. Called before a response starts, so a streaming client gets a real 429.
+        One request's own generations (n, best_of, prompt lists) are not refused half-way."""
+
     @abc.abstractmethod
     def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Step]:
         """Stream the completion of `prompt`. Closing the iterator cancels the generation."""

@@ -26,14 +26,19 @@ from omnimini.engine.base import Engine, EngineError, Piece, SamplingParams, Ste
 from omnimini.engine.scheduler import Scheduler
 from omnimini.engine.template import CHATML_TEMPLATE, ChatTemplate
 from omnimini.engine.textstream import TextStream
+from omnimini.protocol.errors import RateLimitExceeded
 
 log = logging.getLogger(__name__)
 
 N_BATCH = 512                  # tokens per llama_decode call (decode steps plus prefill chunks)
-# Sequences decoded together. One by default: llama.cpp's batched kernels sum in another order than
-# single-sequence decoding, so greedy output under load would differ from the same request alone.
-# `--parallel N` trades that for throughput (MODELS.md: 1 sequence 117 tok/s, 8 sequences 174).
+# Sequences decoded together. Each slot holds a KV buffer of n_ctx cells, so memory grows with it;
+# `--parallel N` buys throughput under load (MODELS.md: 1 sequence 117 tok/s, 8 sequences 174).
 DEFAULT_SLOTS = 1
+# Requests waiting for a slot before new ones get 429 + Retry-After (llama.cpp's server and vLLM
+# queue without bound; a bounded queue tells clients to back off instead of timing out).
+DEFAULT_MAX_QUEUE = 64
+# Prefixes of past requests kept in host memory (engine/scheduler.py: the prompt cache).
+DEFAULT_PROMPT_CACHE = 8
 MIN_HELPER_CTX = 64
 # Closing pressure: a small model under a JSON grammar can repeat itself inside a string until
 # max_tokens cuts it off, leaving JSON that does not parse. In the last CLOSING_RESERVE tokens of a
@@ -70,7 +75,8 @@ class _Run:
 
 class LlamaEngine(Engine):
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 chat_template: str | None = None, slots: int = DEFAULT_SLOTS):
+                 chat_template: str | None = None, slots: int = DEFAULT_SLOTS,
+                 max_queue: int = DEFAULT_MAX_QUEUE, prompt_cache: int = DEFAULT_PROMPT_CACHE):
         threads = n_threads or max(1, os.cpu_count() or 1)
         # The Llama object gives us the model, its tokenizer and metadata; it gets a token context.
         # Generation runs in our own context, with one KV sequence per slot sharing its cells.
@@ -81,9 +87,11 @@ class LlamaEngine(Engine):
         self.n_ctx = min(n_ctx, trained) if n_ctx else trained
         self.n_vocab = self._llm.n_vocab()
         self.slots = slots
+        self.max_queue = max_queue
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx, N_BATCH, N_BATCH
-        params.n_seq_max, params.kv_unified = slots, True
+        # One KV buffer of n_ctx cells per slot (non-unified): see engine/scheduler.py for why.
+        params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx * slots, N_BATCH, N_BATCH
+        params.n_seq_max, params.kv_unified = slots, False
         params.n_threads, params.n_threads_batch = threads, threads
         # As llama-cpp-python's Llama: flash attention off, so greedy output matches that peer.
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -101,7 +109,7 @@ class LlamaEngine(Engine):
             eos_token=self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
         self._pieces: dict[int, bytes] = {}
         self._closing: tuple[list[int], list[int]] | None = None
-        self._scheduler = Scheduler(self, slots, N_BATCH)
+        self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache)
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
         self._thread.start()
@@ -180,6 +188,14 @@ class LlamaEngine(Engine):
                     return
         finally:
             job.cancelled.set()
+
+    def check_capacity(self) -> None:
+        waiting = self._jobs.qsize()
+        if waiting >= self.max_queue:
+            raise RateLimitExceeded(
+                f"The server is busy: {waiting} requests are already waiting for this model "
+                f"(queue size {self.max_queue}). Retry after the time in the Retry-After header.",
+                retry_after=self._scheduler.retry_after(waiting), code="queue_full")
 
     def _worker(self) -> None:
         self._scheduler.loop(self._jobs)

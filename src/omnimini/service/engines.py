@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omnimini.engine.base import Engine
 from omnimini.engine.embedder import MiniLMEmbedder
-from omnimini.engine.llama import LlamaEngine
+from omnimini.engine.llama import DEFAULT_MAX_QUEUE, DEFAULT_PROMPT_CACHE, LlamaEngine
 from omnimini.models.catalog import Catalog, ModelSpec
 from omnimini.models.weights import WeightsNotFound, locate
 from omnimini.protocol.errors import ServerError
@@ -18,12 +18,15 @@ log = logging.getLogger(__name__)
 
 class Engines:
     def __init__(self, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
-                 context_size: int | None = None, parallel: int = 1):
+                 context_size: int | None = None, parallel: int = 1, queue_size: int = DEFAULT_MAX_QUEUE,
+                 prompt_cache: int = DEFAULT_PROMPT_CACHE):
         self.catalog = catalog
         self.data_dir = data_dir
         self.n_threads = n_threads
         self.context_size = context_size
         self.parallel = parallel
+        self.queue_size = queue_size
+        self.prompt_cache = prompt_cache
         self._chat: dict[str, Engine] = {}
         self._embed: dict[str, MiniLMEmbedder] = {}
         self._lock = asyncio.Lock()
@@ -42,7 +45,8 @@ class Engines:
             n_ctx = min(spec.context_length, self.context_size or spec.context_length)
             log.info("loading %s (n_ctx=%d)", spec.id, n_ctx)
             engine = LlamaEngine(self._path(spec), n_ctx=n_ctx, n_threads=self.n_threads,
-                                 chat_template=spec.chat_template, slots=self.parallel)
+                                 chat_template=spec.chat_template, slots=self.parallel,
+                                 max_queue=self.queue_size, prompt_cache=self.prompt_cache)
             self._chat[spec.id] = engine
         return engine
 

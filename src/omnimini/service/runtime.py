@@ -22,9 +22,10 @@ class Runtime:
 
     @classmethod
     def build(cls, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
-              context_size: int | None = None, parallel: int = 1) -> "Runtime":
+              context_size: int | None = None, parallel: int = 1, **engine_options: int) -> "Runtime":
+        """engine_options: queue_size, prompt_cache (see Engines)."""
         engines = Engines(catalog, data_dir=data_dir, n_threads=n_threads, context_size=context_size,
-                          parallel=parallel)
+                          parallel=parallel, **engine_options)
         return cls(catalog, engines, ChatService(catalog, engines), CompletionService(catalog, engines),
                    EmbeddingService(catalog, engines))
 
