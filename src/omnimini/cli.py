@@ -38,12 +38,16 @@ def serve(
     threads: Optional[int] = typer.Option(None, help=_help("threads") + " (env OMNIMINI_THREADS)"),
     context_size: Optional[int] = typer.Option(None, help=_help("context_size") + " (env OMNIMINI_CONTEXT_SIZE)"),
     parallel: Optional[int] = typer.Option(None, help=_help("parallel") + " (env OMNIMINI_PARALLEL)"),
+    queue_size: Optional[int] = typer.Option(None, help=_help("queue_size") + " (env OMNIMINI_QUEUE_SIZE)"),
+    prompt_cache: Optional[int] = typer.Option(None, help=_help("prompt_cache") + " (env OMNIMINI_PROMPT_CACHE)"),
     preload: list[str] = typer.Option([], "--preload", help=_help("preload")),
     max_request_bytes: Optional[int] = typer.Option(None, help=_help("max_request_bytes")
                                                     + " (env OMNIMINI_MAX_REQUEST_BYTES)"),
     log_level: Optional[str] = typer.Option(None, help=_help("log_level") + " (env OMNIMINI_LOG_LEVEL)"),
+    auth: Optional[bool] = typer.Option(None, "--auth/--no-auth", help=_help("auth") + " (env OMNIMINI_AUTH)"),
+    database_url: Optional[str] = typer.Option(None, help=_help("database_url") + " (env OMNIMINI_DATABASE_URL)"),
 ) -> None:
-    """Serve the OpenAI API (chat completions, completions, embeddings, models)."""
+    """Serve the OpenAI API (chat completions, completions, embeddings, models, files, batches)."""
     import uvicorn
 
     from omnimini.server.app import create_app
@@ -51,13 +55,22 @@ def serve(
 
     s = _settings(host=host, port=port, data_dir=data_dir, models_file=models_file, models=model,
                   threads=threads, context_size=context_size, preload=preload, log_level=log_level, parallel=parallel,
-                  max_request_bytes=max_request_bytes)
+                  queue_size=queue_size, prompt_cache=prompt_cache,
+                  max_request_bytes=max_request_bytes, auth=auth, database_url=database_url)
+    from omnimini.server.platform import Platform, is_loopback
+    if s.auth is None and not is_loopback(s.host):
+        console.print(f"[red]Refusing to serve {s.host} without API keys: pass --auth (create keys with "
+                      "`omnimini keys create`) or, to allow anyone who can reach it, --no-auth.[/red]")
+        raise typer.Exit(2)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime.build(s.catalog(), data_dir=s.data_path, n_threads=s.threads,
-                            context_size=s.context_size, parallel=s.parallel)
+                            context_size=s.context_size, parallel=s.parallel,
+                            queue_size=s.queue_size, prompt_cache=s.prompt_cache)
     console.print(f"[bold]omnimini[/bold] serving {', '.join(runtime.catalog.names())} "
                   f"on http://{s.host}:{s.port}/v1")
-    uvicorn.run(create_app(runtime, preload=s.preload, max_request_bytes=s.max_request_bytes), host=s.host, port=s.port,
+    platform = Platform.open(s, auth=bool(s.auth))     # store (migrated), keys, limits, files, batches
+    uvicorn.run(create_app(runtime, preload=s.preload, max_request_bytes=s.max_request_bytes, platform=platform),
+                host=s.host, port=s.port,
                 log_level=s.log_level.lower())
 
 
@@ -68,10 +81,10 @@ def models(models_file: Optional[Path] = typer.Option(None, help=_help("models_f
     from rich.table import Table
 
     catalog = _settings(models_file=models_file, models=model).catalog()
-    table = Table("id", "aliases", "kind", "context", "$/M in", "$/M out", "source")
+    table = Table("id", "aliases", "kind", "context", "$/M in", "$/M out", "source", "shuts down")
     for spec in catalog.specs():
         table.add_row(spec.id, ", ".join(spec.aliases), spec.kind, str(spec.context_length),
-                      f"{spec.input_price:g}", f"{spec.output_price:g}", spec.source)
+                      f"{spec.input_price:g}", f"{spec.output_price:g}", spec.source, spec.shutdown_date or "")
     console.print(table)
 
 
@@ -94,6 +107,18 @@ def chat(
     asyncio.run(run_repl(s, model=model, system=system, base_url=base_url, api_key=api_key,
                          temperature=temperature, max_tokens=max_tokens, console=console))
 
+
+from omnimini.commands import db as _db  # noqa: E402
+app.add_typer(_db.app, name="db")
+from omnimini.commands import keys as _keys, usage as _usage  # noqa: E402
+app.add_typer(_keys.app, name="keys")
+app.add_typer(_usage.app, name="usage")
+from omnimini.tokens.cli import app as _tokens_app  # noqa: E402
+app.add_typer(_tokens_app, name="tokens")
+from omnimini.commands.arena import app as _arena_app  # noqa: E402
+app.add_typer(_arena_app, name="arena")
+from omnimini.evals.cli import app as _evals_app  # noqa: E402
+app.add_typer(_evals_app, name="eval")
 
 if __name__ == "__main__":
     app()

@@ -30,11 +30,25 @@ class Settings(BaseSettings):
     parallel: int = Field(1, ge=1, le=64, description="Sequences each chat model decodes together in one "
                           "batch (continuous batching). More gives more throughput under load; 1 keeps "
                           "greedy output independent of load.")
+    queue_size: int = Field(64, ge=1, description="Requests that may wait for a free slot, per chat model; "
+                            "beyond that a request gets 429 with Retry-After.")
+    prompt_cache: int = Field(8, ge=0, le=64, description="Prompt prefixes of past requests kept in the KV "
+                              "cache per chat model, besides the slots (least recently used goes first).")
     preload: list[str] = Field(default_factory=lambda: ["omnimini-mini"],
                                description="Models to load at start-up instead of on first request.")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024,
                                    description="Largest request body accepted, in bytes (larger: 413).")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    # The platform (issue 5): store, API keys, rate limits, Files and Batch API.
+    database_url: str | None = Field(None, description="The store: a SQLAlchemy URL, e.g. "
+                                     "postgresql+psycopg://user:pw@host/db (default: SQLite in the data dir).")
+    auth: bool | None = Field(None, description="Require an API key (Authorization: Bearer) on every /v1 route. "
+                              "Default: off on a loopback host; a non-loopback host needs --auth or an "
+                              "explicit --no-auth.")
+    rate_limit_window: float = Field(60.0, gt=0, description="Length in seconds of the rate-limit window "
+                                     "(RPM/TPM count requests and tokens per window; OpenAI's is a minute).")
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest file accepted by /v1/files "
+                                "(OpenAI's batch input limit is 200 MB).")
 
     def catalog(self) -> Catalog:
         specs = embedded_specs()
@@ -46,3 +60,8 @@ class Settings(BaseSettings):
     @property
     def data_path(self) -> Path:
         return self.data_dir.expanduser()
+
+    @property
+    def store_url(self) -> str:
+        from omnimini.store import default_url
+        return self.database_url or default_url(self.data_path)

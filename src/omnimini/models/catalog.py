@@ -76,6 +76,7 @@ class ModelSpec:
     chat_template: str | None = None     # overrides the template in the GGUF
     temperature: float = 1.0             # defaults for requests that leave them unset
     top_p: float = 1.0
+    shutdown_date: str | None = None     # ISO date: a deprecated snapshot answers (with a warning) until then
 
     def wire(self, name: str | None = None) -> Model:
         return Model(id=name or self.id, created=self.created, owned_by=self.owned_by)
@@ -106,7 +107,7 @@ def embedded_specs() -> list[ModelSpec]:
 
 _SPEC_KEYS = {"id", "source", "path", "hub", "kind", "aliases", "context_length", "price",
               "input_price", "output_price", "owned_by", "created", "chat_template",
-              "temperature", "top_p"}
+              "temperature", "top_p", "shutdown_date"}
 
 
 def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec:
@@ -135,6 +136,7 @@ def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec
         created=_unix(d["created"]) if "created" in d else _unix(dt.date.today()),
         chat_template=d.get("chat_template"),
         temperature=float(d.get("temperature", 1.0)), top_p=float(d.get("top_p", 1.0)),
+        shutdown_date=str(dt.date.fromisoformat(str(d["shutdown_date"]))) if d.get("shutdown_date") else None,
     )
 
 

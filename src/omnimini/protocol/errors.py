@@ -63,8 +63,8 @@ class RateLimitExceeded(APIError):
     status = 429
 
     def __init__(self, message: str, *, retry_after: float, limit_type: str = "requests",
-                 headers: dict[str, str] | None = None):
-        super().__init__(message, code="rate_limit_exceeded",
+                 code: str = "rate_limit_exceeded", headers: dict[str, str] | None = None):
+        super().__init__(message, code=code,
                          headers={"retry-after": str(max(1, round(retry_after + 0.499))), **(headers or {})})
         self.type = limit_type
         self.retry_after = retry_after

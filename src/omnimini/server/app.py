@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime, *, preload: list[str] | None = None,
-               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, platform: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for name in preload or []:
@@ -73,4 +73,11 @@ def create_app(runtime: Runtime, *, preload: list[str] | None = None,
     async def embeddings(req: EmbeddingRequest):
         return JSONResponse((await runtime.embeddings.create(req)).model_dump())
 
+    from omnimini.server.routes_tokens import router as tokens_router  # token counting (issue 10)
+    app.include_router(tokens_router)
+    from omnimini.server.routes_arena import router as arena_router  # arena pages and votes (issue 8)
+    app.include_router(arena_router)
+    if platform is not None:   # store, keys, rate limits, usage, files, batches (issue 5): server/platform.py
+        from omnimini.server.platform import install
+        install(app, platform)
     return app

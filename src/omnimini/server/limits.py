@@ -31,10 +31,12 @@ class BodyLimitAndRequestId:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        # An outer middleware may raise the cap for one route (file uploads: server/access.py).
+        max_bytes = scope.get("omnimini.max_body_bytes", self.max_bytes)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await self._too_large(send_with_id)
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            return await self._too_large(send_with_id, max_bytes)
         # Read the body here, up to the cap (also for chunked uploads without a length), and replay
         # it to the app; FastAPI would buffer it whole anyway.
         chunks, seen, more = [], 0, True
@@ -44,8 +46,8 @@ class BodyLimitAndRequestId:
                 return                      # the client went away before sending its body
             chunks.append(message.get("body", b""))
             seen += len(chunks[-1])
-            if seen > self.max_bytes:
-                return await self._too_large(send_with_id)
+            if seen > max_bytes:
+                return await self._too_large(send_with_id, max_bytes)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         replayed = False
@@ -59,8 +61,8 @@ class BodyLimitAndRequestId:
 
         await self.app(scope, replay, send_with_id)
 
-    async def _too_large(self, send):
-        body = json.dumps(error_body(f"The request body is larger than the limit of {self.max_bytes} bytes.",
+    async def _too_large(self, send, max_bytes: int):
+        body = json.dumps(error_body(f"The request body is larger than the limit of {max_bytes} bytes.",
                                      "invalid_request_error", None, "request_too_large")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),

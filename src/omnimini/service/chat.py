@@ -13,6 +13,7 @@ from typing import AsyncIterator
 
 import llama_cpp
 
+from omnimini.access.context import admit, report
 from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
 from omnimini.engine.template import TemplateRenderError
 from omnimini.hierarchy.conversation import Turn, conversation
@@ -127,6 +128,8 @@ class ChatService:
             elif grammar:
                 p = dataclasses.replace(p, grammar=grammar)
             params.append(p)
+        engine.check_capacity()
+        await admit(spec, len(prompt), sum(x.max_tokens for x in params))   # key's models, RPM/TPM
         return PreparedChat(req, spec, engine, prompt, params, plan, new_id("chatcmpl-"), now(),
                             fingerprint(spec.id, "llama.cpp", llama_cpp.__version__))
 
@@ -158,8 +161,9 @@ class ChatService:
                 index=i, message=ResponseMessage(content=content, tool_calls=calls),
                 logprobs=ChoiceLogprobs(content=logprobs[i]) if p.request.logprobs else None,
                 finish_reason=p.finish_reason(finals[i], parser)))
+        usage = report(_usage(p, finals))     # metering and the TPM settlement
         return ChatCompletion(id=p.id, created=p.created, model=p.spec.id, choices=choices,
-                              usage=_usage(p, finals), system_fingerprint=p.fingerprint)
+                              usage=usage, system_fingerprint=p.fingerprint)
 
     async def stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         def chunk(choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
@@ -188,8 +192,9 @@ class ChatService:
                 finals[i] = step
                 yield chunk([ChunkChoice(index=i, delta=Delta(),
                                          finish_reason=p.finish_reason(step, parsers[i]))])
+        usage = report(_usage(p, finals))     # metering and the TPM settlement
         if p.include_usage:
-            yield chunk([], usage=_usage(p, finals))
+            yield chunk([], usage=usage)
 
     async def create(self, req: ChatCompletionRequest) -> ChatCompletion:
         """Non-streaming convenience for in-process callers (CLI, batch worker, evals)."""

@@ -7,6 +7,7 @@ from typing import AsyncIterator
 
 import llama_cpp
 
+from omnimini.access.context import admit, report
 from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
 from omnimini.models.catalog import Catalog, ModelSpec
 from omnimini.protocol.common import Usage, as_batch
@@ -91,6 +92,8 @@ class CompletionService:
                                          logprobs=req.logprobs is not None or best_of > n,
                                          top_logprobs=req.logprobs or 0)
                 jobs.append(_Job(pi * best_of + k, tokens, text, params))
+        engine.check_capacity()
+        await admit(spec, prompt_tokens, sum(j.params.max_tokens for j in jobs))   # key's models, RPM/TPM
         return PreparedCompletion(req, spec, engine, jobs, n, prompt_tokens, new_id("cmpl-"), now(),
                                   fingerprint(spec.id, "llama.cpp", llama_cpp.__version__))
 
@@ -120,7 +123,7 @@ class CompletionService:
                 choices.append(CompletionChoice(index=pi * p.n + k, text=text, logprobs=lp,
                                                 finish_reason=finals[job.index].finish_reason))
         return Completion(id=p.id, created=p.created, model=p.spec.id, choices=choices,
-                          system_fingerprint=p.fingerprint, usage=_usage(p, finals))
+                          system_fingerprint=p.fingerprint, usage=report(_usage(p, finals)))
 
     async def stream(self, p: PreparedCompletion) -> AsyncIterator[Completion]:
         def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> Completion:
@@ -143,8 +146,9 @@ class CompletionService:
                                               finish_reason=step.finish_reason)])
             if step.finish_reason:
                 finals[index] = step
+        usage = report(_usage(p, finals))     # metering and the TPM settlement
         if p.request.stream_options and p.request.stream_options.include_usage:
-            yield chunk([], usage=_usage(p, finals))
+            yield chunk([], usage=usage)
 
 
 def _usage(p: PreparedCompletion, finals: dict[int, Step]) -> Usage:

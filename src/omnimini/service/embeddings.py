@@ -7,8 +7,9 @@ import base64
 
 import numpy as np
 
+from omnimini.access.context import admit, report
 from omnimini.models.catalog import Catalog
-from omnimini.protocol.common import as_batch
+from omnimini.protocol.common import Usage, as_batch
 from omnimini.protocol.embeddings import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 from omnimini.protocol.errors import InvalidRequest
 from omnimini.service.engines import Engines
@@ -40,8 +41,10 @@ class EmbeddingService:
             raise InvalidRequest(f"This model has {embedder.dimensions} dimensions and does not support "
                                  f"'dimensions' = {req.dimensions}.", param="dimensions")
         ids = embedder.encode_ids(texts)
-        vectors = await asyncio.to_thread(embedder.embed_ids, ids)
         tokens = sum(len(x) for x in ids)
+        await admit(spec, tokens, 0)          # key's models, RPM/TPM
+        vectors = await asyncio.to_thread(embedder.embed_ids, ids)
+        report(Usage.of(tokens, 0))
         data = [Embedding(index=i, embedding=_encode(v, req.encoding_format)) for i, v in enumerate(vectors)]
         return EmbeddingList(data=data, model=spec.id,
                              usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))

@@ -1,0 +1,1 @@
+"""Sub-commands of `omnimini`, one module each, registered in cli.py with `app.add_typer`."""

@@ -1,0 +1,262 @@
+"""`omnimini eval NAME ...` and `omnimini eval compare RUN...`.
+
+A typer group: each eval is a subcommand, so more evals (e.g. `omnimini eval hierarchy`) can be
+added with `@app.command(...)` beside these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+app = typer.Typer(help="Evaluate a model with openai/simple-evals' prompts and scoring (MMLU, MGSM, GSM8K, "
+                       "HumanEval), in-process or against any OpenAI-compatible endpoint.",
+                  no_args_is_help=True)
+console = Console()
+
+LOCAL_CONCURRENCY = 1                  # 2 CPU cores: one sequence at a time decodes fastest per request
+HTTP_CONCURRENCY = 8                   # requests in flight against an HTTP endpoint
+
+MODEL = typer.Option("omnimini-mini", "--model", "-m", help="Model to evaluate (a catalog name, or the "
+                     "endpoint's model name with --base-url).")
+BASE_URL = typer.Option(None, help="An OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                        "(default: the in-process service).")
+API_KEY = typer.Option("none", envvar="OPENAI_API_KEY", help="API key for --base-url.")
+LIMIT = typer.Option(None, min=1, help="Evaluate a subset: N examples drawn as simple-evals does "
+                     "(MGSM: the first N of each language).")
+CONCURRENCY = typer.Option(None, min=1, help=f"Requests in flight (default {LOCAL_CONCURRENCY} in-process, "
+                           f"{HTTP_CONCURRENCY} over HTTP).")
+DATA_DIR = typer.Option(None, help="Local directory with the data sets (e.g. ../shared/evaldata); "
+                        "default: download from the canonical URLs once into the cache.")
+OUT = typer.Option(None, help="Run directory (samples.jsonl, summary.json, report.md). Rerunning with the "
+                   "same directory resumes. Default: <omnimini data dir>/evals/<eval>-<model>[-nLIMIT].")
+TEMPERATURE = typer.Option(None, help="Sampling temperature (default simple-evals' 0.5).")
+MAX_TOKENS = typer.Option(None, min=1, help="Cap on each response (default simple-evals' 2048).")
+SYSTEM = typer.Option(None, help="System message (default simple-evals' 'You are a helpful assistant.'; "
+                      "'' for none).")
+SEED = typer.Option(None, help="Seed sent with every request (reproducible sampling where supported).")
+THREADS = typer.Option(None, min=1, help="CPU threads for the in-process model.")
+MODELS_FILE = typer.Option(None, help="Models file for the in-process catalog (see `omnimini serve`).")
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{60 * speed:.1f}/min" if speed else "–/min", style="cyan")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def _settings(threads: int | None, models_file: Path | None):
+    from omnimini.settings import Settings
+
+    return Settings(**{k: v for k, v in {"threads": threads, "models_file": models_file}.items() if v is not None})
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    table = Table("metric", "score %", "± stderr", "n", title=f"{summary['eval']} · {summary['model']}")
+    table.add_row("[bold]score[/bold]", f"{100 * summary['score']:.1f}", f"{100 * summary['stderr']:.1f}",
+                  str(summary["n"]))
+    for name, m in summary["metrics"].items():
+        if not name.startswith("subject:"):
+            table.add_row(name, f"{100 * m['mean']:.1f}", f"{100 * m['stderr']:.1f}", str(m["n"]))
+    console.print(table)
+    subset = "" if summary["n"] >= (summary["available"] or 0) else \
+        f" [yellow](subset: {summary['n']} of {summary['available']})[/yellow]"
+    console.print(f"{summary['tokens']['completion']:,} completion tokens in {summary['time']['wall_seconds']:.0f} s"
+                  f"{subset}; report: {out / 'report.md'}")
+
+
+def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit: int | None,
+            concurrency: int | None, data_dir: Path | None, out: Path | None, temperature: float | None,
+            max_tokens: int | None, system: str | None, seed: int | None, threads: int | None,
+            models_file: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    from omnimini.evals import make_eval
+    from omnimini.evals.common import MAX_TOKENS as DEFAULT_MAX_TOKENS, SYSTEM_MESSAGE, TEMPERATURE as DEFAULT_T
+    from omnimini.evals.data import DataNotFound
+    from omnimini.evals.report import chart, markdown
+    from omnimini.evals.store import CHART_FILE, REPORT_FILE, SUMMARY_FILE, RunMismatch, RunStore
+    from omnimini.evals.summary import summarize
+
+    settings = _settings(threads, models_file)
+    ev = make_eval(name, **options)
+    try:
+        examples = ev.load(data_dir.expanduser() if data_dir else None, settings.data_path / "evaldata", limit)
+    except (DataNotFound, ImportError) as e:
+        _fail(str(e))
+    if name == "humaneval":
+        from omnimini.evals.sandbox import SandboxUnavailable, check_available
+        try:
+            check_available()       # before any model time is spent: generated code never runs unsandboxed
+        except SandboxUnavailable as e:
+            _fail(str(e))
+    sampler_config = {"system_message": SYSTEM_MESSAGE if system is None else (system or None),
+                      "temperature": DEFAULT_T if temperature is None else temperature,
+                      "max_tokens": max_tokens or DEFAULT_MAX_TOKENS, "seed": seed}
+    target = base_url or "in-process"
+    out = out or settings.data_path / "evals" / _slug(f"{name}-{model}" + (f"-n{limit}" if limit else "")
+                                                       + ("" if not base_url else f"-{base_url}"))
+    store = RunStore(out)
+    identity = {"eval": name, "model": model, "target": target, "limit": limit,
+                "samples_per_example": ev.samples_per_example, "sampler": sampler_config,
+                "options": options, "examples": len(examples), "available": ev.available}
+    try:
+        done = store.open(identity)
+    except RunMismatch as e:
+        _fail(str(e))
+    ids = {e.id for e in examples}
+    todo = sum(1 for e in examples if e.id not in done)
+    if done:
+        console.print(f"resuming {out}: {len(ids) - todo} of {len(examples)} already evaluated, {todo} to go")
+    if todo:
+        concurrency = concurrency or (HTTP_CONCURRENCY if base_url else LOCAL_CONCURRENCY)
+        try:
+            asyncio.run(_sample(ev, examples, store, done, model=model, base_url=base_url, api_key=api_key,
+                                concurrency=concurrency, settings=settings, sampler_config=sampler_config))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]: stored samples are kept; rerun the same command to resume")
+            raise typer.Exit(130)
+    records = [r for r in store.records().values() if r["id"] in ids]
+    summary = summarize(store.meta, records, total_examples=len(examples), available=ev.available)
+    command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (out / CHART_FILE).write_text(chart(summary))
+    (out / REPORT_FILE).write_text(markdown(summary, command))
+    _print_summary(summary, out)
+    return summary
+
+
+async def _sample(ev, examples, store, done, *, model, base_url, api_key, concurrency, settings,
+                  sampler_config) -> None:
+    from omnimini.evals.runner import run
+    from omnimini.evals.samplers import HTTPSampler, LocalSampler
+    from omnimini.protocol.errors import APIError
+
+    try:
+        if base_url:
+            sampler = HTTPSampler(model, base_url=base_url, api_key=api_key, **sampler_config)
+        else:
+            sampler = LocalSampler(model, catalog=settings.catalog(), data_dir=settings.data_path,
+                                   threads=settings.threads, parallel=concurrency, **sampler_config)
+    except APIError as e:
+        _fail(str(e))
+    pending = sum(1 for e in examples if e.id not in done)
+    scores = [r["score"] for r in done.values()]
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+               TextColumn("score {task.fields[score]}"), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"{ev.name} · {model}", total=len(examples), completed=len(examples) - pending,
+                                     score=f"{100 * sum(scores) / len(scores):.1f}%" if scores else "–")
+
+            def on_record(record: dict) -> None:
+                scores.append(record["score"])
+                progress.update(task, advance=1, score=f"{100 * sum(scores) / len(scores):.1f}%")
+
+            await run(ev, sampler, examples, store, concurrency=concurrency, on_record=on_record, done=done)
+    except BaseExceptionGroup as group:            # the TaskGroup's first failure
+        first = group.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        console.print(f"[red]stopped[/red]: {type(first).__name__}: {first}. "
+                      "Stored samples are kept; rerun the same command to resume.")
+        raise typer.Exit(1)
+    finally:
+        await sampler.close()
+
+
+@app.command("mmlu")
+def mmlu(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = API_KEY,
+         limit: Optional[int] = LIMIT, concurrency: Optional[int] = CONCURRENCY,
+         data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
+         temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
+         system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
+         models_file: Optional[Path] = MODELS_FILE) -> None:
+    """MMLU (14,042 questions, 57 subjects): zero-shot chain of thought, 'Answer: $LETTER'."""
+    execute("mmlu", **{k: v for k, v in locals().items()}, options={})
+
+
+@app.command("mgsm")
+def mgsm(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = API_KEY,
+         limit: Optional[int] = LIMIT, concurrency: Optional[int] = CONCURRENCY,
+         data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
+         temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
+         system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
+         models_file: Optional[Path] = MODELS_FILE,
+         languages: Optional[str] = typer.Option(None, help="Comma-separated subset of bn,de,en,es,fr,ja,ru,"
+                                                 "sw,te,th,zh (default: all 11).")) -> None:
+    """MGSM (250 problems x 11 languages): localized prompt, last number after the answer prefix."""
+    args = {k: v for k, v in locals().items() if k != "languages"}
+    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
+    try:
+        execute("mgsm", **args, options={"languages": langs} if langs else {})
+    except ValueError as e:
+        _fail(str(e))
+
+
+@app.command("gsm8k")
+def gsm8k(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = API_KEY,
+          limit: Optional[int] = LIMIT, concurrency: Optional[int] = CONCURRENCY,
+          data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
+          temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
+          system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
+          models_file: Optional[Path] = MODELS_FILE) -> None:
+    """GSM8K test (1,319 problems): MGSM's English prompt and last-number rule."""
+    execute("gsm8k", **{k: v for k, v in locals().items()}, options={})
+
+
+@app.command("humaneval")
+def humaneval(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = API_KEY,
+              limit: Optional[int] = LIMIT, concurrency: Optional[int] = CONCURRENCY,
+              data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
+              temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
+              system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
+              models_file: Optional[Path] = MODELS_FILE,
+              samples: int = typer.Option(1, min=1, help="Completions per problem (simple-evals draws 5; "
+                                          "pass@k is reported for k <= samples).")) -> None:
+    """HumanEval (164 problems): code in a bubblewrap sandbox, pass@k with the unbiased estimator."""
+    args = {k: v for k, v in locals().items() if k != "samples"}
+    execute("humaneval", **args, options={"samples": samples})
+
+
+@app.command("compare")
+def compare(runs: list[Path] = typer.Argument(..., help="Run directories (or their summary.json)."),
+            out: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file.")) -> None:
+    """Put runs side by side with the published gpt-4o-mini, Gemini Flash and Claude Haiku rows."""
+    from omnimini.evals.report import compare_markdown, compare_rows
+    from omnimini.evals.store import SUMMARY_FILE
+
+    summaries = []
+    for path in runs:
+        f = path / SUMMARY_FILE if path.is_dir() else path
+        if not f.exists():
+            _fail(f"{path}: no {SUMMARY_FILE} (is it a run directory of `omnimini eval`?)")
+        summaries.append(json.loads(f.read_text()))
+    header, rows = compare_rows(summaries)
+    table = Table(*header, title="scores (%); ± standard error; (n=...) marks a subset")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if out:
+        out.write_text(compare_markdown(summaries))
+        console.print(f"written {out}")

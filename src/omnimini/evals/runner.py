@@ -1,0 +1,75 @@
+"""Run an eval against a sampler: concurrent requests, every graded example stored as it completes,
+a progress bar with rate and ETA, and resumption of an interrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, is_dataclass
+from typing import Any, Callable
+
+from omnimini.evals.store import RunStore
+from omnimini.evals.types import Eval, Example, Sampler
+
+ProgressHook = Callable[[dict[str, Any]], None]   # called once per stored record
+
+
+async def _evaluate(ev: Eval, sampler: Sampler, example: Example, session_no: int) -> dict[str, Any]:
+    start = time.monotonic()
+    prompt = ev.prompt(example)
+    responses = [await sampler(prompt) for _ in range(ev.samples_per_example)]
+    texts = [r.text for r in responses]
+    graded = await asyncio.to_thread(ev.grade, example, texts)   # HumanEval runs programs: off the loop
+    details = graded.details
+    if is_dataclass(details):
+        details = asdict(details)
+    return {
+        "id": example.id,
+        "prompt": prompt,
+        "responses": texts,
+        "extracted": graded.extracted,
+        "correct": graded.correct,
+        "score": graded.score,
+        "metrics": graded.metrics,
+        "details": details,
+        "errors": [r.error for r in responses if r.error],
+        "usage": {"prompt_tokens": sum(r.prompt_tokens for r in responses),
+                  "completion_tokens": sum(r.completion_tokens for r in responses)},
+        "seconds": round(time.monotonic() - start, 3),
+        "finished_at": time.time(),
+        "session": session_no,
+    }
+
+
+async def run(ev: Eval, sampler: Sampler, examples: list[Example], store: RunStore, *,
+              concurrency: int = 1, on_record: ProgressHook | None = None,
+              done: dict[str, dict] | None = None) -> int:
+    """Evaluate the examples not yet in the store; return how many were evaluated now.
+
+    Records are written by this coroutine only (one writer, whole lines, fsynced), so a kill at any
+    moment loses at most the examples in flight, never a stored one.
+    """
+    done = store.records() if done is None else done
+    pending = [e for e in examples if e.id not in done]
+    session = store.start_session(len(pending))
+    session_no = len(store.meta["sessions"])
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    evaluated = 0
+
+    async def one(example: Example) -> None:
+        nonlocal evaluated
+        async with semaphore:
+            record = await _evaluate(ev, sampler, example, session_no)
+        store.append(record)
+        evaluated += 1
+        if on_record:
+            on_record(record)
+
+    try:
+        async with asyncio.TaskGroup() as group:      # the first failure cancels the rest
+            for example in pending:
+                group.create_task(one(example))
+    finally:
+        store.end_session(session, evaluated)
+    return evaluated

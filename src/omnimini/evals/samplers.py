@@ -1,0 +1,106 @@
+"""The two samplers: the in-process service (the same pipeline as the HTTP API), or any
+OpenAI-compatible endpoint (our server, vLLM, OpenAI itself) through the official SDK.
+
+Both send what simple-evals' ChatCompletionSampler sends for gpt-4o-mini: an optional system
+message first, then the eval's messages, with temperature and max_tokens. A request the target
+rejects as bad (4xx) gives an empty response with `error` set, which scores 0 (simple-evals returns
+"No response (bad request)."); any other failure stops the run, which can then be resumed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omnimini.evals.common import MAX_TOKENS, SYSTEM_MESSAGE, TEMPERATURE
+from omnimini.evals.types import Message, SamplerResponse
+from omnimini.models.catalog import Catalog
+
+HTTP_MAX_RETRIES = 5                   # the SDK backs off exponentially on 429/5xx/connection errors
+HTTP_TIMEOUT_S = 600.0
+
+
+class _Base:
+    def __init__(self, model: str, *, system_message: str | None = SYSTEM_MESSAGE,
+                 temperature: float = TEMPERATURE, max_tokens: int = MAX_TOKENS, seed: int | None = None):
+        self.name = model
+        self.system_message = system_message
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+
+    def body(self, messages: list[Message]) -> dict[str, Any]:
+        if self.system_message:
+            messages = [{"role": "system", "content": self.system_message}, *messages]
+        body: dict[str, Any] = {"model": self.name, "messages": messages,
+                                "temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.name, "system_message": self.system_message, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "seed": self.seed}
+
+
+class LocalSampler(_Base):
+    """The in-process service: omnimini.service.runtime.Runtime -> runtime.chat.create."""
+
+    def __init__(self, model: str, *, catalog: Catalog, data_dir: Path, threads: int | None = None,
+                 parallel: int = 1, **kw: Any):
+        super().__init__(model, **kw)
+        from omnimini.service.runtime import Runtime
+
+        self.target = "in-process"
+        self.runtime = Runtime.build(catalog, data_dir=data_dir, n_threads=threads, parallel=parallel)
+        self.snapshot = self.runtime.catalog.resolve(model, "chat").id   # unknown model: ModelNotFound here
+
+    async def __call__(self, messages: list[Message]) -> SamplerResponse:
+        from omnimini.protocol.chat import ChatCompletionRequest
+        from omnimini.protocol.errors import APIError
+
+        try:
+            req = ChatCompletionRequest.model_validate(self.body(messages))
+            r = await self.runtime.chat.create(req)
+        except APIError as e:
+            if e.status >= 500 or e.status == 429:     # not the request's fault: stop, resume later
+                raise
+            return SamplerResponse(text="", error=f"{e.status}: {e}")
+        usage = r.usage
+        return SamplerResponse(text=r.choices[0].message.content or "",
+                               prompt_tokens=usage.prompt_tokens if usage else 0,
+                               completion_tokens=usage.completion_tokens if usage else 0)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "snapshot": self.snapshot}
+
+    async def close(self) -> None:
+        await self.runtime.close()
+
+
+class HTTPSampler(_Base):
+    """Any OpenAI-compatible endpoint through the official `openai` SDK (async, so calls overlap)."""
+
+    def __init__(self, model: str, *, base_url: str, api_key: str, **kw: Any):
+        super().__init__(model, **kw)
+        try:
+            import openai
+        except ImportError as e:
+            raise ImportError("evaluating an HTTP endpoint needs the `openai` package: pip install openai") from e
+        self._openai = openai
+        self.target = base_url
+        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=HTTP_MAX_RETRIES,
+                                         timeout=HTTP_TIMEOUT_S)
+
+    async def __call__(self, messages: list[Message]) -> SamplerResponse:
+        try:
+            r = await self.client.chat.completions.create(**self.body(messages))
+        except (self._openai.BadRequestError, self._openai.UnprocessableEntityError) as e:
+            return SamplerResponse(text="", error=f"{e.status_code}: {e.message}")
+        usage = r.usage
+        return SamplerResponse(text=r.choices[0].message.content or "",
+                               prompt_tokens=usage.prompt_tokens if usage else 0,
+                               completion_tokens=usage.completion_tokens if usage else 0)
+
+    async def close(self) -> None:
+        await self.client.close()

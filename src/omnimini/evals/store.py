@@ -1,0 +1,92 @@
+"""A run on disk: run.json (what was asked, and each session) and samples.jsonl (one line per graded
+example, appended and fsynced as it completes). Reopening the directory resumes the run: examples
+already in samples.jsonl are not asked again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.md"
+CHART_FILE = "chart.svg"
+# What must match for a directory to be resumed: a different value means a different experiment.
+IDENTITY_KEYS = ("eval", "model", "target", "limit", "samples_per_example", "sampler", "options")
+
+
+class RunMismatch(Exception):
+    """The output directory holds a different run."""
+
+
+class RunStore:
+    def __init__(self, out_dir: Path):
+        self.dir = out_dir
+        self.run_path = out_dir / RUN_FILE
+        self.samples_path = out_dir / SAMPLES_FILE
+        self.meta: dict[str, Any] = {}
+
+    def open(self, identity: dict[str, Any]) -> dict[str, dict]:
+        """Create the run or check that the existing one is the same; return the records done so far."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.run_path.exists():
+            self.meta = json.loads(self.run_path.read_text())
+            theirs = {k: self.meta.get(k) for k in IDENTITY_KEYS}
+            ours = json.loads(json.dumps({k: identity.get(k) for k in IDENTITY_KEYS}))
+            if theirs != ours:
+                diff = {k: (theirs[k], ours[k]) for k in IDENTITY_KEYS if theirs[k] != ours[k]}
+                raise RunMismatch(f"{self.dir} holds another run (differs in {diff}); "
+                                  "choose another --out or delete it")
+        else:
+            self.meta = {**identity, "created": time.time(), "sessions": []}
+            self._write_meta()
+        return self.records()
+
+    def records(self) -> dict[str, dict]:
+        """The completed records by id. A torn last line (killed mid-write) is cut off the file."""
+        done: dict[str, dict] = {}
+        if not self.samples_path.exists():
+            return done
+        good_end = 0
+        with open(self.samples_path, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                done[rec["id"]] = rec
+                good_end += len(line)
+        if good_end != self.samples_path.stat().st_size:
+            with open(self.samples_path, "r+b") as f:
+                f.truncate(good_end)
+        return done
+
+    def start_session(self, to_do: int) -> dict[str, Any]:
+        session = {"started": time.time(), "finished": None, "to_do": to_do, "evaluated": 0}
+        self.meta["sessions"].append(session)
+        self._write_meta()
+        return session
+
+    def end_session(self, session: dict[str, Any], evaluated: int) -> None:
+        session["finished"] = time.time()
+        session["evaluated"] = evaluated
+        self._write_meta()
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with open(self.samples_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write_meta(self) -> None:
+        tmp = self.run_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2, ensure_ascii=False))
+        os.replace(tmp, self.run_path)
