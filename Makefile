@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test setup bench clean-venv
+.PHONY: serve test setup bench bench-concurrency clean-venv
 
 serve: setup
 	$(BIN)/omnimini serve --host $(HOST) --port $(PORT)
@@ -41,6 +41,12 @@ $(STAMP): pyproject.toml requirements-weights.txt
 
 bench: setup
 	$(BIN)/python bench/single_stream.py
+
+# Many clients: omnimini vs llama-cpp-python's server vs llama.cpp's llama-server (built here once)
+bench-concurrency: setup
+	$(BIN)/python -m pip install --quiet sse-starlette starlette-context
+	bash bench/build_llama_server.sh
+	$(BIN)/python bench/concurrency.py --markdown docs/concurrency-results.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -27,18 +27,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PROMPT = "Write one short sentence about the sea."
 
 
-@pytest.fixture(scope="module")
-def arena_server(tmp_path_factory, gguf_copy):
-    tmp = tmp_path_factory.mktemp("arena")
+def arena_args(tmp, gguf_copy) -> tuple[list[str], dict[str, str]]:
+    """serve's arguments and environment for an arena of the two models."""
     models_file = tmp / "models.yaml"
     models_file.write_text("models:\n  - id: my-model-2026-01-02\n"
                            f"    path: {gguf_copy}\n    aliases: [my-model]\n    context_length: 2048\n"
                            "    temperature: 0.2\n    top_p: 0.9\n")
     arena_file = tmp / "arena.yaml"
     arena_file.write_text("contestants:\n  - model: omnimini-mini\n  - model: my-model\n    weight: 2\n")
-    live = LiveServer(["--models-file", str(models_file), "--preload", "omnimini-mini", "--preload", "my-model"],
-                      tmp, env={"OMNIMINI_ARENA_FILE": str(arena_file), "OMNIMINI_ARENA_DAILY_VOTE_CAP": str(CAP),
-                                "OMNIMINI_ARENA_MAX_TOKENS": "32"})
+    return (["--models-file", str(models_file), "--preload", "omnimini-mini", "--preload", "my-model"],
+            {"OMNIMINI_ARENA_FILE": str(arena_file)})
+
+
+@pytest.fixture(scope="module")
+def arena_server(tmp_path_factory, gguf_copy):
+    tmp = tmp_path_factory.mktemp("arena")
+    args, env = arena_args(tmp, gguf_copy)
+    live = LiveServer(args, tmp, env={**env, "OMNIMINI_ARENA_DAILY_VOTE_CAP": str(CAP),
+                                      "OMNIMINI_ARENA_MAX_TOKENS": "32"})
     yield live
     live.stop()
 
@@ -222,3 +228,147 @@ def test_full_battle_in_the_browser(arena_server):
         assert reply.inner_text().strip()
         expect(page.locator("#served-by")).to_have_text(MINE)
         browser.close()
+
+
+# ------------------------------------------------------------------------------ with --auth
+
+AUTH_CAP = 1                 # votes per key and day on the --auth server
+AUTH_KEYS = {"alice": {}, "bob": {}, "limited": {"rpm": 1}, "browser": {}}
+
+
+@pytest.fixture(scope="module")
+def auth_arena(tmp_path_factory, gguf_copy):
+    from omnimini.access.keys import Keys
+    from omnimini.store import Store, default_url
+
+    tmp = tmp_path_factory.mktemp("arena-auth")
+    store = Store.open(default_url(tmp / "data"))
+    keys = Keys(store)
+    secrets = {name: keys.create(name, **opts).secret for name, opts in AUTH_KEYS.items()}
+    ids = {name: keys.find(name).id for name in AUTH_KEYS}
+    args, env = arena_args(tmp, gguf_copy)
+    live = LiveServer([*args, "--auth"], tmp, env={**env, "OMNIMINI_ARENA_DAILY_VOTE_CAP": str(AUTH_CAP),
+                                                   "OMNIMINI_ARENA_MAX_TOKENS": "8"})
+    yield {"server": live, "store": store, "keys": secrets, "ids": ids}
+    live.stop()
+    store.close()
+
+
+def keyed(auth_arena, name: str) -> httpx.Client:
+    return httpx.Client(base_url=auth_arena["server"].url, timeout=120,
+                        headers={"Authorization": f"Bearer {auth_arena['keys'][name]}"})
+
+
+def usage_by_model(c: httpx.Client) -> dict[str, dict]:
+    r = c.get("/v1/usage", params={"group_by": "model"})
+    assert r.status_code == 200, r.text
+    return {line["group"]: line for line in r.json()["data"]}
+
+
+def test_arena_api_needs_a_key_with_auth(auth_arena):
+    url = auth_arena["server"].url
+    calls = [("GET", "/arena/api/contestants", None), ("GET", "/arena/api/leaderboard", None),
+             ("GET", "/arena/api/chat-models", None), ("POST", "/arena/api/battles", {}),
+             ("POST", "/arena/api/battles/battle-0/turns", {"prompt": "hi"}),
+             ("POST", "/arena/api/battles/battle-0/vote", {"winner": "tie"})]
+    for method, path, body in calls:
+        for headers, says in (({}, "didn't provide an API key"),
+                              ({"Authorization": "Bearer sk-omni-not-a-real-key"}, "Incorrect API key"),
+                              ({"Cookie": "omnimini_voter=0123456789abcdef"}, "didn't provide an API key")):
+            r = httpx.request(method, url + path, json=body, headers=headers)
+            assert r.status_code == 401, (path, r.text)
+            error = r.json()["error"]
+            assert error["code"] == "invalid_api_key" and says in error["message"], (path, error)
+            assert r.headers["www-authenticate"].startswith("Bearer") and "set-cookie" not in r.headers
+    page = httpx.get(url + "/arena")              # the pages load, and ask for the key when the API says 401
+    assert page.status_code == 200 and "set-cookie" not in page.headers
+    with keyed(auth_arena, "alice") as c:
+        assert {x["name"] for x in c.get("/arena/api/contestants").json()["contestants"]} == {MINI, MINE}
+
+
+def test_arena_turns_are_metered_and_votes_belong_to_the_key(auth_arena):
+    from sqlalchemy import select
+
+    from omnimini.arena.tables import Battle, Vote
+
+    store, ids = auth_arena["store"], auth_arena["ids"]
+    # alice's key with somebody's voter cookie: the key is the voter, the cookie is ignored
+    with keyed(auth_arena, "alice") as alice, keyed(auth_arena, "bob") as bob:
+        alice.cookies.set("omnimini_voter", "0123456789abcdef0123456789abcdef")
+        battle = new_battle(alice)
+        events, _ = play_turn(alice, battle, PROMPT)
+        assert events[-1] == {"type": "turn_end", "turn": 1}
+
+        # one usage row per answering snapshot, under alice's key, with the tokens of the answers
+        used = usage_by_model(alice)
+        assert set(used) == {MINI, MINE}
+        for line in used.values():
+            assert line["requests"] == 1 and line["errors"] == 0
+            assert line["prompt_tokens"] > 0 and 0 < line["completion_tokens"] <= 8
+        assert usage_by_model(bob) == {}                                  # not bob's
+
+        stranger = bob.post(f"/arena/api/battles/{battle}/vote", json={"winner": "tie"})
+        assert stranger.status_code == 403 and stranger.json()["error"]["code"] == "battle_not_yours"
+        v = alice.post(f"/arena/api/battles/{battle}/vote", json={"winner": "model_a"})
+        assert v.status_code == 200, v.text
+        v = v.json()
+        with store.read() as s:
+            row = s.get(Battle, battle)
+            assert used[v["model_a"]]["completion_tokens"] == row.tokens_a
+            assert used[v["model_b"]]["completion_tokens"] == row.tokens_b
+            assert row.voter == s.scalar(select(Vote.voter).where(Vote.battle_id == battle)) == \
+                "key-" + ids["alice"]
+
+        # the daily cap counts per key: alice's is spent, bob's is not
+        again = new_battle(alice)
+        play_turn(alice, again, "Say hello.")
+        capped = alice.post(f"/arena/api/battles/{again}/vote", json={"winner": "tie"})
+        assert capped.status_code == 429 and "cap" in capped.json()["error"]["message"]
+        theirs = new_battle(bob)
+        play_turn(bob, theirs, "Say hello.")
+        assert bob.post(f"/arena/api/battles/{theirs}/vote", json={"winner": "tie"}).status_code == 200
+        assert {line["requests"] for line in usage_by_model(alice).values()} == {2}
+        assert {line["requests"] for line in usage_by_model(bob).values()} == {1}
+
+
+def test_arena_turns_respect_the_keys_rate_limit(auth_arena):
+    with keyed(auth_arena, "limited") as c:                 # RPM 1 per snapshot
+        first = new_battle(c)
+        play_turn(c, first, "Say hello.")
+        second = new_battle(c)
+        for _ in range(2):                                   # a refusal leaves the battle free (not 409)
+            r = c.post(f"/arena/api/battles/{second}/turns", json={"prompt": "Say hello."})
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
+            assert int(r.headers["retry-after"]) >= 1
+            for name in ("omnimini", "my-model", MINI, MINE):
+                assert name not in r.text                    # the battle stays blind
+        used = usage_by_model(c)            # 2 answers, then 2 refusals (billed nothing, counted as errors)
+        assert sum(x["requests"] for x in used.values()) == 4 and sum(x["errors"] for x in used.values()) == 2
+        assert sum(x["completion_tokens"] for x in used.values()) > 0
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make test installs it)")
+def test_the_pages_ask_for_the_key_once(auth_arena):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, key = auth_arena["server"].url, auth_arena["keys"]["browser"]
+    asked = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("dialog", lambda d: (asked.append(d.message), d.accept(key)))
+        page.goto(url + "/arena")
+        page.fill("#prompt", PROMPT)
+        page.click("#send")
+        for side in "ab":
+            expect(page.locator(f"#log-{side} .msg.assistant")).not_to_have_class("msg assistant streaming",
+                                                                                timeout=60_000)
+        page.click("#vote-tie")
+        expect(page.locator("#reveal-a")).not_to_be_empty()
+        page.goto(url + "/arena/leaderboard")
+        expect(page.locator("#summary")).to_contain_text("counted votes")
+        page.goto(url + "/playground")
+        expect(page.locator("#api-key")).to_have_value(key)
+        expect(page.locator("#model option").first).to_be_attached()
+        browser.close()
+    assert len(asked) == 1 and "API key" in asked[0]

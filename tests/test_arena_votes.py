@@ -224,3 +224,43 @@ def test_cli_malformed_battles_file_is_a_clear_error(tmp_path, content, message)
     assert r.exit_code == 2
     assert message in " ".join(r.output.split())
     assert "Traceback" not in r.output
+
+
+def test_metered_request_counts_in_flight_limits_and_bills(tmp_path):
+    """What an arena side goes through with a platform (server.access.MeteredRequest): the in-flight
+    count the batch worker waits on, the key's RPM through the service's real admit/report hooks,
+    and one usage row per request, also for the refused one; finishing twice changes nothing."""
+    import asyncio
+
+    from omnimini.access.context import admit, opened, report
+    from omnimini.metering.usage import summarize
+    from omnimini.models.catalog import embedded_specs
+    from omnimini.protocol.common import Usage
+    from omnimini.server.access import MeteredRequest
+    from omnimini.server.platform import Platform
+    from omnimini.settings import Settings
+
+    platform = Platform.open(Settings(data_dir=tmp_path / "data", database_url=None), auth=True)
+    who = platform.keys.verify(platform.keys.create("arena", rpm=1).secret)
+    spec = next(s for s in embedded_specs() if s.kind == "chat")
+
+    async def two_sides():
+        first, second = (MeteredRequest(platform, who, "/arena/api/battles/{battle_id}/turns") for _ in "ab")
+        assert platform.inflight == 2
+        with opened(first.ctx):
+            await admit(spec, 5, 10)
+            report(Usage.of(5, 3))
+        with opened(second.ctx), pytest.raises(RateLimitExceeded):
+            await admit(spec, 5, 10)                  # RPM 1: the second request of the minute
+        await first.finish(200)
+        first.finish_now(200)
+        assert platform.inflight == 1
+        second.finish_now(200)                        # a refused request is billed as a 429
+        await second.finish(200)
+        assert platform.inflight == 0
+
+    asyncio.run(two_sides())
+    [line] = summarize(platform.store, key_id=who.key_id)
+    assert (line.requests, line.errors, line.prompt_tokens, line.completion_tokens) == (2, 1, 5, 3)
+    assert line.cost == pytest.approx(spec.cost(5, 3))
+    platform.store.close()

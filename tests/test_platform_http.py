@@ -336,7 +336,13 @@ def test_on_postgresql(pg_server, tmp_path):
             embed(client)                                # batch lines do not count against RPM
         with pytest.raises(openai.RateLimitError):
             embed(client)
-        usage = client._client.get(live.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()
+        # A usage row is written after its response's last byte: give the last one a moment.
+        deadline = time.monotonic() + 10
+        while True:
+            usage = client._client.get(live.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()
+            if usage["data"][0]["requests"] >= 3 + 3 + 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert usage["data"][0]["requests"] == 3 + 3 + 1
     finally:
         live.stop()

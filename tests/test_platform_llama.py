@@ -199,3 +199,30 @@ def test_completions_batch_through_the_same_pipeline(keyed):
     for o in out:
         validate(o["response"]["body"], "CreateCompletionResponse")
         assert o["response"]["body"]["object"] == "text_completion"
+
+
+def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(keyed):
+    """The usage row of a stream cut short by its client counts the tokens generated before it left."""
+    secret = Keys(keyed["store"]).create("leaver").secret
+    base = keyed["server"].base_url
+    body = {"model": "tiny", "max_tokens": 200, "stream": True, "temperature": 0,
+            "logit_bias": {"2": -100},       # SmolLM2's <|im_end|>: it cannot stop on its own
+            "messages": [{"role": "user", "content": "Tell me a very long story about a lighthouse."}]}
+    seen = 0
+    with httpx.stream("POST", base + "/chat/completions", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {secret}"}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                seen += 1
+            if seen >= 5:
+                break                        # hang up
+    deadline = time.monotonic() + 15
+    while True:
+        usage = httpx.get(base + "/usage", headers={"Authorization": f"Bearer {secret}"}).json()["data"]
+        if (usage and usage[0]["requests"] == 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    line = usage[0]
+    assert line["requests"] == 1 and line["prompt_tokens"] > 10
+    assert 5 <= line["completion_tokens"] < 200, line

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from omnimini.models.catalog import Catalog
 from omnimini.protocol.chat import ChatCompletionRequest
-from omnimini.service.chat import ChatService
+from omnimini.service.chat import ChatService, PreparedChat
 
 # How long an upstream may take to connect and between streamed pieces.
 UPSTREAM_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
@@ -73,15 +73,22 @@ class Contestant:
     base_url: str | None = None
     api_key: str | None = None
 
-    async def stream(self, chat: ChatService, messages: list[dict], max_tokens: int) -> AsyncIterator[Event]:
+    async def prepare(self, chat: ChatService, messages: list[dict], max_tokens: int) -> PreparedChat:
+        """A catalog model's request, validated and admitted (the caller's key: models, RPM/TPM)."""
+        req = ChatCompletionRequest.model_validate({"model": self.model, "messages": messages, "stream": True,
+                                                    "stream_options": {"include_usage": True},
+                                                    "max_tokens": max_tokens})
+        return await chat.prepare(req)
+
+    async def stream(self, chat: ChatService, messages: list[dict], max_tokens: int,
+                     prepared: PreparedChat | None = None) -> AsyncIterator[Event]:
+        """The answer in pieces; a catalog model's request may come `prepared` (admitted) already."""
         if self.base_url:
             async for e in self._upstream(messages, max_tokens):
                 yield e
             return
-        req = ChatCompletionRequest.model_validate({"model": self.model, "messages": messages, "stream": True,
-                                                    "stream_options": {"include_usage": True},
-                                                    "max_tokens": max_tokens})
-        prepared = await chat.prepare(req)
+        if prepared is None:
+            prepared = await self.prepare(chat, messages, max_tokens)
         finish = "stop"
         async for chunk in chat.stream(prepared):
             for choice in chunk.choices:

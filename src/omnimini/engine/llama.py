@@ -235,8 +235,9 @@ class LlamaEngine(Engine):
                 run.json_state.feed(piece)
             info = _token_info(logits, token, p.top_logprobs, self.token_piece) if p.logprobs else None
             text, infos = run.stream.push(piece, info)
-            if text or infos:
-                job.emit(Step(text=text, tokens=infos))
+            if text or infos:   # running counts, so that a stream cut short can still be billed
+                job.emit(Step(text=text, tokens=infos, prompt_tokens=len(job.prompt), cached_tokens=reused,
+                              completion_tokens=run.generated))
             if run.stream.stopped:
                 finish = "length" if run.sampler.pressed else "stop"
             elif run.generated >= p.max_tokens or n_cached + 1 >= self.n_ctx:

@@ -1,7 +1,9 @@
 """The access middleware on /v1: API key -> principal (401 `invalid_api_key` when auth is on and
 the key is missing or wrong), a request context for the service's admit/report hooks, OpenAI's
 x-ratelimit-* headers, deprecation warnings, and one usage row per model request when it ends
-(after the last byte of a stream), together with the settlement of its TPM reservation."""
+(after the last byte of a stream), together with the settlement of its TPM reservation.
+The arena's API (/arena/api) needs a key too when auth is on; its turns are metered through
+`MeteredRequest` (one per answering model), as the routes of MODEL_ROUTES are here."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # The routes that run a model: they are metered, rate-limited, and make the batch worker wait.
 MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+# What needs a key when auth is on: the API, and the arena's API (its turns run models, votes rate them).
+GUARDED_PREFIXES = ("/v1", "/arena/api")
 # Body allowance for multipart framing around an uploaded file.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -51,7 +55,7 @@ class PlatformMiddleware:
         self._warned: set[str] = set()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+        if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIXES):
             return await self.app(scope, receive, send)
         principal = None
         if self.platform.auth:
@@ -102,13 +106,7 @@ class PlatformMiddleware:
 
     def _finish(self, ctx: RequestContext, endpoint: str, status: int, request_id: str | None,
                 wall_start: float) -> None:
-        with self.platform.store.write() as s:
-            if ctx.admission is not None:
-                RateLimiter.settle_in(s, ctx.admission, ctx.settled_tokens())
-            record(s, spec=ctx.spec, usage=ctx.usage, endpoint=endpoint, status=429 if ctx.rejected else status,
-                   key_id=ctx.principal.key_id if ctx.principal else None, request_id=request_id,
-                   latency_s=time.monotonic() - ctx.started,
-                   created_at=ctx.admission.at if ctx.admission and ctx.admission.at else wall_start)
+        write_usage(self.platform, ctx, endpoint, status, request_id, wall_start)
 
     def _deprecation(self, ctx: RequestContext) -> dict[str, str]:
         """A deprecated snapshot: RFC 8594's Sunset header and a Warning, and one log line."""
@@ -124,3 +122,53 @@ class PlatformMiddleware:
         return {"sunset": sunset,
                 "warning": f'299 - "The model {spec.id} is deprecated and will be shut down on '
                            f'{spec.shutdown_date}; move to a newer snapshot."'}
+
+
+def write_usage(platform, ctx: RequestContext, endpoint: str, status: int, request_id: str | None,
+                wall_start: float) -> None:
+    """The request's usage row and the settlement of its TPM reservation, in one transaction."""
+    with platform.store.write() as s:
+        if ctx.admission is not None:
+            RateLimiter.settle_in(s, ctx.admission, ctx.settled_tokens())
+        record(s, spec=ctx.spec, usage=ctx.usage, endpoint=endpoint, status=429 if ctx.rejected else status,
+               key_id=ctx.principal.key_id if ctx.principal else None, request_id=request_id,
+               latency_s=time.monotonic() - ctx.started,
+               created_at=ctx.admission.at if ctx.admission and ctx.admission.at else wall_start,
+               interventions=ctx.interventions)
+
+
+class MeteredRequest:
+    """One model request made for a caller outside MODEL_ROUTES (an arena side): the same request
+    context (key's models, RPM/TPM), in-flight count (the batch worker waits) and usage row as a
+    /v1 model request. Open the context around the service calls with `access.context.opened`;
+    `finish` (or `finish_now` where nothing can be awaited) exactly once ends it; more calls are no-ops."""
+
+    def __init__(self, platform, principal, endpoint: str):
+        self.platform = platform
+        self.endpoint = endpoint
+        self.ctx = RequestContext(principal=principal, limiter=platform.limiter)
+        self.wall_start = time.time()
+        self.closed = False
+        platform.inflight += 1
+
+    def _close(self) -> bool:
+        """Leave the in-flight count; True when a usage row is due (the request reached a model)."""
+        if self.closed:
+            return False
+        self.closed = True
+        self.platform.inflight -= 1
+        return self.ctx.spec is not None
+
+    def _write(self, status: int) -> None:
+        try:
+            write_usage(self.platform, self.ctx, self.endpoint, status, None, self.wall_start)
+        except Exception:
+            log.exception("could not record usage")
+
+    async def finish(self, status: int) -> None:
+        if self._close():
+            await self.platform.store.run(self._write, status)
+
+    def finish_now(self, status: int) -> None:
+        if self._close():
+            self._write(status)

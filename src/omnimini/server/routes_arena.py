@@ -2,6 +2,9 @@
 
 Pages: /arena (blind battle), /arena/leaderboard, /playground (chat with one model through
 /v1/chat/completions). Static files come from the `omnimini.web` package data; nothing from a CDN.
+With `--auth`, /arena/api needs an API key like /v1 (the platform middleware checks it; the pages
+ask for it once and keep it in the tab's sessionStorage), the voter is the key, and each side of a
+turn is a metered model request of that key (server.access.MeteredRequest).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from omnimini.arena.config import build_arena
 from omnimini.arena.service import Arena
 from omnimini.protocol.errors import NotFound
+from omnimini.server.access import MeteredRequest
 from omnimini.server.sse import sse_response
 
+# The endpoint named on an arena answer's usage row.
+TURN_ENDPOINT = "/arena/api/battles/{battle_id}/turns"
 VOTER_COOKIE = "omnimini_voter"
 VOTER_COOKIE_MAX_AGE = 365 * 86400
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -63,8 +69,24 @@ async def _arena(request: Request) -> Arena:
     return state.arena
 
 
+def _platform(request: Request):
+    return getattr(request.app.state, "platform", None)
+
+
+def _principal(request: Request):
+    """The key the platform middleware verified (None without auth)."""
+    return request.scope.get("state", {}).get("principal")
+
+
 def _voter(request: Request) -> tuple[str, str | None]:
-    """(voter id, new cookie to set): an API key (hashed) if one is sent, else the voter cookie."""
+    """(voter id, new cookie to set). With auth: the verified key, which no cookie can change.
+    Without: an API key (hashed) if one is sent, else the voter cookie."""
+    principal = _principal(request)
+    if principal is not None:
+        return "key-" + principal.key_id, None
+    platform = _platform(request)
+    if platform is not None and platform.auth:       # a page (outside /arena/api): no cookie voter
+        return "", None
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer ") and auth[7:].strip():
         return "key-" + hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:32], None
@@ -124,8 +146,25 @@ async def new_battle(request: Request, body: NewBattle | None = None) -> Respons
 async def turn(battle_id: str, body: Turn, request: Request) -> Response:
     arena = await _arena(request)
     voter, _ = _voter(request)
-    events = await arena.start_turn(battle_id, voter, body.prompt)
-    return sse_response(events)
+    platform = _platform(request)
+    principal = _principal(request)
+    meter = (lambda: MeteredRequest(platform, principal, TURN_ENDPOINT)) if platform is not None else None
+    turn_events = await arena.start_turn(battle_id, voter, body.prompt, meter=meter)
+    return _Releasing(sse_response(turn_events), turn_events.release)
+
+
+class _Releasing(Response):
+    """Sends `inner`, then calls `release` however it ended, also when the stream never started
+    (a client gone before the first byte), so a turn never stays in flight."""
+
+    def __init__(self, inner: Response, release):
+        self.inner, self.release, self.background = inner, release, None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            self.release()
 
 
 @router.post("/arena/api/battles/{battle_id}/vote")

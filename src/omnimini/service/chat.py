@@ -17,6 +17,7 @@ from omnimini.access.context import admit, report
 from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
 from omnimini.engine.template import TemplateRenderError
 from omnimini.hierarchy.conversation import Turn, conversation
+from omnimini.hierarchy.guard import LeakGuard
 from omnimini.hierarchy.levels import Level
 from omnimini.models.catalog import Catalog, ModelSpec
 from omnimini.protocol.chat import (ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
@@ -30,7 +31,9 @@ from omnimini.service.ids import fingerprint, new_id, now
 from omnimini.service.merge import interleave
 from omnimini.service.params import check_stream_options, completion_budget, sampling_params
 from omnimini.service.structured import response_grammar
+from omnimini.service.audio_reply import check_audio_request, wants_audio
 from omnimini.service.tools import CallEvent, CallParser, ToolPlan, check_tool_messages, plan_tools
+from omnimini.service.hierarchy import defend, guard_final, guard_stream   # issue 7: instruction hierarchy
 
 
 @dataclass
@@ -44,6 +47,7 @@ class PreparedChat:
     id: str
     created: int
     fingerprint: str
+    guard: LeakGuard | None = None        # the output guard of the instruction hierarchy, if on
 
     @property
     def include_usage(self) -> bool:
@@ -62,9 +66,7 @@ def _reject_unsupported(req: ChatCompletionRequest) -> None:
     """OpenAI parameters whose effect we cannot deliver yet: a clear 400, never silent neglect."""
     if req.functions or req.function_call not in (None, "none"):
         raise Unsupported("'functions' is deprecated and not supported; use 'tools'.", param="functions")
-    if req.audio is not None or (req.modalities and set(req.modalities) - {"text"}):
-        raise Unsupported("Audio output is not supported by this model; use modalities ['text'].",
-                          param="modalities" if req.modalities else "audio")
+    check_audio_request(req)      # modalities ["text", "audio"] (issue 9): service/audio_reply.py
     for name in ("prediction", "web_search_options", "reasoning_effort", "verbosity", "moderation"):
         if getattr(req, name) is not None:
             raise Unsupported(f"Unsupported parameter: '{name}' is not supported with this model.",
@@ -98,8 +100,19 @@ class ChatService:
     def __init__(self, catalog: Catalog, engines: Engines):
         self.catalog = catalog
         self.engines = engines
+        self.media = None        # input_audio/image_url parts -> text (issue 9): service/media.py
+        self.audio_reply = None  # spoken replies (issue 9): service/audio_reply.py
 
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
+        """Validate and render the request, then admit it: queue room, the key's limits."""
+        p = await self.render(req)
+        p.engine.check_capacity()
+        await admit(p.spec, len(p.prompt), sum(x.max_tokens for x in p.params))   # key's models, RPM/TPM
+        return p
+
+    async def render(self, req: ChatCompletionRequest) -> PreparedChat:
+        """Everything before admission: validation, template, prompt tokens, sampling parameters.
+        Token counting stops here: it takes no slot and spends no rate limit."""
         _reject_unsupported(req)
         check_stream_options(req)
         plan = plan_tools(req)
@@ -110,7 +123,9 @@ class ChatService:
                               "set tool_choice to 'none' or drop response_format.", param="response_format")
         spec = self.catalog.resolve(req.model, kind="chat")
         engine = await self.engines.chat(spec)
-        turns = conversation(req.messages)
+        turns = conversation(req.messages, await self.media.read(req.messages) if self.media else None)
+        defended = await defend(turns, spec, self.catalog, self.engines)   # policy, screening, spotlighting
+        turns = defended.turns
         if plan:
             turns = _with_tools(turns, plan)
         try:
@@ -128,10 +143,8 @@ class ChatService:
             elif grammar:
                 p = dataclasses.replace(p, grammar=grammar)
             params.append(p)
-        engine.check_capacity()
-        await admit(spec, len(prompt), sum(x.max_tokens for x in params))   # key's models, RPM/TPM
         return PreparedChat(req, spec, engine, prompt, params, plan, new_id("chatcmpl-"), now(),
-                            fingerprint(spec.id, "llama.cpp", llama_cpp.__version__))
+                            fingerprint(spec.id, "llama.cpp", llama_cpp.__version__), guard=defended.guard)
 
     def _generations(self, p: PreparedChat) -> AsyncIterator[tuple[int, Step]]:
         return interleave([p.engine.generate(p.prompt, params) for params in p.params])
@@ -157,41 +170,58 @@ class ChatService:
                          for c in parser.calls] or None
                 if calls:       # text the model wrote before its calls, if any
                     content = content.strip() or None
+            content = guard_final(p.guard, content, i)     # a leak becomes a refusal
             choices.append(Choice(
                 index=i, message=ResponseMessage(content=content, tool_calls=calls),
                 logprobs=ChoiceLogprobs(content=logprobs[i]) if p.request.logprobs else None,
                 finish_reason=p.finish_reason(finals[i], parser)))
         usage = report(_usage(p, finals))     # metering and the TPM settlement
-        return ChatCompletion(id=p.id, created=p.created, model=p.spec.id, choices=choices,
-                              usage=usage, system_fingerprint=p.fingerprint)
+        completion = ChatCompletion(id=p.id, created=p.created, model=p.spec.id, choices=choices,
+                                    usage=usage, system_fingerprint=p.fingerprint)
+        if self.audio_reply and wants_audio(p.request):
+            return await self.audio_reply.complete(p.request, completion)
+        return completion
 
-    async def stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
+    def stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
+        if self.audio_reply and wants_audio(p.request):       # text deltas become speech (issue 9)
+            return self.audio_reply.stream(p.request, self._text_stream(p))
+        return self._text_stream(p)
+
+    async def _text_stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         def chunk(choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
             return ChatCompletionChunk(id=p.id, created=p.created, model=p.spec.id, choices=choices,
                                        system_fingerprint=p.fingerprint, usage=usage)
 
         n = len(p.params)
         parsers = [p.parser() for _ in range(n)]
+        guards = [guard_stream(p.guard, i) for i in range(n)]      # held back until checked clean
         for i in range(n):
             yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
         finals: list[Step | None] = [None] * n
-        async for i, step in self._generations(p):
-            lp = (ChoiceLogprobs(content=[_logprob_entry(t) for t in step.tokens])
-                  if p.request.logprobs and step.tokens else None)
-            text, events = step.text, []
-            if parsers[i]:
-                text, events = parsers[i].feed(step.text)
+        latest: list[Step | None] = [None] * n     # running counts, for a client that leaves early
+        try:
+            async for i, step in self._generations(p):
+                latest[i] = step
+                lp = (ChoiceLogprobs(content=[_logprob_entry(t) for t in step.tokens])
+                      if p.request.logprobs and step.tokens else None)
+                text, events = step.text, []
+                if parsers[i]:
+                    text, events = parsers[i].feed(step.text)
+                    if step.finish_reason:
+                        text += parsers[i].finish()
+                text = guards[i].feed(text) + (guards[i].finish() if step.finish_reason else "")
+                if text or (lp and not events):
+                    yield chunk([ChunkChoice(index=i, delta=Delta(content=text), logprobs=lp)])
+                    lp = None
+                if events:
+                    yield chunk([ChunkChoice(index=i, delta=Delta(tool_calls=_delta_calls(events)), logprobs=lp)])
                 if step.finish_reason:
-                    text += parsers[i].finish()
-            if text or (lp and not events):
-                yield chunk([ChunkChoice(index=i, delta=Delta(content=text), logprobs=lp)])
-                lp = None
-            if events:
-                yield chunk([ChunkChoice(index=i, delta=Delta(tool_calls=_delta_calls(events)), logprobs=lp)])
-            if step.finish_reason:
-                finals[i] = step
-                yield chunk([ChunkChoice(index=i, delta=Delta(),
-                                         finish_reason=p.finish_reason(step, parsers[i]))])
+                    finals[i] = step
+                    yield chunk([ChunkChoice(index=i, delta=Delta(),
+                                             finish_reason=p.finish_reason(step, parsers[i]))])
+        finally:
+            if any(f is None for f in finals):      # cut short: bill what was generated
+                report(_usage(p, [f or s for f, s in zip(finals, latest)]))
         usage = report(_usage(p, finals))     # metering and the TPM settlement
         if p.include_usage:
             yield chunk([], usage=usage)

@@ -1,7 +1,7 @@
 """Count a chat completion request's prompt tokens exactly as the server bills them.
 
-No templating of our own: the request goes through `ChatService.prepare`, the one pipeline's
-preparation (validation, tool definitions joining the system message, the model's chat template,
+No templating of our own: the request goes through `ChatService.render`, the one pipeline's
+preparation short of admission (validation, tool definitions joining the system message, the model's chat template,
 tokenization), and the count is the length of the prompt it would decode, which is what
 `usage.prompt_tokens` reports. Nothing is generated. A request the server would refuse (unknown
 model, prompt longer than the context, bad tools) raises the same APIError it would get there.
@@ -15,7 +15,7 @@ from omnimini.service.chat import ChatService
 
 
 async def count_chat_tokens(chat: ChatService, request: ChatCompletionRequest) -> int:
-    prepared = await chat.prepare(request)
+    prepared = await chat.render(request)
     return len(prepared.prompt)
 
 

@@ -17,7 +17,7 @@
   }
 
   async function newBattle() {
-    const r = await fetch("/arena/api/battles", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    const r = await apiFetch("/arena/api/battles", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
     if (!r.ok) throw new Error(await errorText(r));
     return (await r.json()).id;
   }
@@ -34,7 +34,7 @@
         answers[side] = add(side, "assistant streaming", "");
       }
       prompt.value = "";
-      const r = await fetch(`/arena/api/battles/${battle}/turns`, {
+      const r = await apiFetch(`/arena/api/battles/${battle}/turns`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt: text }) });
       if (!r.ok) throw new Error(await errorText(r));
       let failed = false;
@@ -59,7 +59,7 @@
   async function vote(winner) {
     if (!battle || busy || voted) return;
     setVoting(false);
-    const r = await fetch(`/arena/api/battles/${battle}/vote`, {
+    const r = await apiFetch(`/arena/api/battles/${battle}/vote`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ winner }) });
     if (!r.ok) { say(await errorText(r), "error"); setVoting(true); return; }
     const v = await r.json();

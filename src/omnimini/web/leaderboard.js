@@ -37,7 +37,7 @@
 
   async function load() {
     const style = $("style").checked;
-    const r = await fetch(`/arena/api/leaderboard?style=${style}`);
+    const r = await apiFetch(`/arena/api/leaderboard?style=${style}`);
     const body = await r.json();
     const tbody = $("board").querySelector("tbody");
     tbody.textContent = "";

@@ -4,8 +4,9 @@
   const $ = (id) => document.getElementById(id);
   const status = $("status"), keyBox = $("api-key");
   let history = [], busy = false;
-  keyBox.value = localStorage.getItem("omnimini-api-key") || "";
-  keyBox.addEventListener("change", () => localStorage.setItem("omnimini-api-key", keyBox.value));
+  keyBox.value = apiKey();                 // the same key as the arena pages: this tab only
+  keyBox.addEventListener("change", () => setApiKey(keyBox.value));
+  document.addEventListener("omnimini-api-key", () => { keyBox.value = apiKey(); });
 
   function add(role, text) {
     const div = document.createElement("div");
@@ -16,7 +17,8 @@
   }
 
   async function models() {
-    const r = await fetch("/arena/api/chat-models");
+    const r = await apiFetch("/arena/api/chat-models");
+    if (!r.ok) { status.textContent = await errorText(r); status.className = "error"; return; }
     const body = await r.json();
     for (const name of body.models) {
       const opt = document.createElement("option");
@@ -38,9 +40,8 @@
     const t = $("temperature").value;
     if (t !== "") body.temperature = Number(t);
     const headers = { "Content-Type": "application/json" };
-    if (keyBox.value) headers.Authorization = `Bearer ${keyBox.value}`;
     try {
-      const r = await fetch("/v1/chat/completions", { method: "POST", headers, body: JSON.stringify(body) });
+      const r = await apiFetch("/v1/chat/completions", { method: "POST", headers, body: JSON.stringify(body) });
       if (!r.ok) throw new Error(await errorText(r));
       await readEvents(r, (chunk) => {
         if (chunk.error) throw new Error(chunk.error.message);
