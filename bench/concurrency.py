@@ -74,10 +74,15 @@ class Server:
         self.kind, port = kind, free_port()
         self.base = f"http://127.0.0.1:{port}"
         if kind == "omnimini":
+            # The engine as the peers run it: no instruction-hierarchy policy, whose default (`full`)
+            # adds a ~70-token statement to each system message and holds back streamed text for the
+            # output guard (docs/hierarchy.md measures those separately).
+            models = tmp / "bench-models.yaml"
+            models.write_text(json.dumps({"models": [{"id": MODEL_NAME, "path": str(gguf), "hierarchy": "none",
+                                                      "context_length": n_ctx}]}))
             cmd = [sys.executable, "-m", "omnimini", "serve", "--port", str(port), "--threads", str(threads),
-                   "--parallel", str(parallel), "--context-size", str(n_ctx), "--data-dir", str(tmp),
-                   "--model", f"{gguf}={MODEL_NAME}", "--preload", MODEL_NAME, "--log-level", "warning",
-                   "--queue-size", "1024"]
+                   "--parallel", str(parallel), "--data-dir", str(tmp), "--models-file", str(models),
+                   "--preload", MODEL_NAME, "--log-level", "warning", "--queue-size", "1024"]
         elif kind == "llama_cpp":
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_NAME,
                    "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),

@@ -119,6 +119,8 @@ from omnimini.commands.arena import app as _arena_app  # noqa: E402
 app.add_typer(_arena_app, name="arena")
 from omnimini.evals.cli import app as _evals_app  # noqa: E402
 app.add_typer(_evals_app, name="eval")
+from omnimini.voice.cli import app as _voice_app  # noqa: E402  (issue 9)
+app.add_typer(_voice_app, name="voice")
 
 if __name__ == "__main__":
     app()

@@ -36,6 +36,7 @@ class RequestContext:
     admission: Admission | None = None    # None: not admitted (no limits, or rejected)
     rejected: bool = False
     usage: Usage | None = None            # set by report()
+    interventions: list[dict] = field(default_factory=list)   # guards that acted (issue 7), see note_intervention
 
     @property
     def rate_headers(self) -> dict[str, str]:
@@ -95,3 +96,11 @@ def report(usage: Usage) -> Usage:
     if ctx is not None:
         ctx.usage = usage
     return usage
+
+
+def note_intervention(guard: str, reason: str, **where: object) -> None:
+    """A run-time guard of the instruction hierarchy changed this request (which guard, why, where):
+    kept on the open context and written with its usage row. Nothing to do without a context."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.interventions.append({"guard": guard, "reason": reason, **where})

@@ -31,11 +31,12 @@ class Principal:
     tpm: int | None = None
     models: tuple[str, ...] | None = None      # None: every model
     admin: bool = False
+    hierarchy: str | None = None               # instruction-hierarchy policy (issue 7); None: the model's
 
     @classmethod
     def of(cls, row: ApiKey) -> "Principal":
         models = tuple(m for m in (row.models or "").split(",") if m) or None
-        return cls(row.id, row.name, row.rpm, row.tpm, models, bool(row.admin))
+        return cls(row.id, row.name, row.rpm, row.tpm, models, bool(row.admin), row.hierarchy)
 
     def may_use(self, names: tuple[str, ...]) -> bool:
         """`names`: a snapshot id and its aliases; a key listing any of them may use the snapshot."""
@@ -61,7 +62,8 @@ class Keys:
         self.store = store
 
     def create(self, name: str, *, rpm: int | None = None, tpm: int | None = None,
-               models: list[str] | None = None, admin: bool = False) -> CreatedKey:
+               models: list[str] | None = None, admin: bool = False,
+               hierarchy: str | None = None) -> CreatedKey:
         for label, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be at least 1")
@@ -69,7 +71,7 @@ class Keys:
         row = ApiKey(id="key_" + secrets.token_hex(12), name=name, hash=_hash(secret),
                      prefix=secret[:SHOWN_PREFIX_CHARS], rpm=rpm, tpm=tpm,
                      models=",".join(models) if models else None, admin=admin,
-                     created_at=time.time(), revoked_at=None)
+                     created_at=time.time(), revoked_at=None, hierarchy=hierarchy)
         with self.store.write() as s:
             s.add(row)
         return CreatedKey(Principal.of(row), secret)

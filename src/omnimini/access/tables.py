@@ -19,6 +19,7 @@ class ApiKey(Base):
     tpm: Mapped[int | None] = mapped_column(Integer)                        # tokens per window, per model
     models: Mapped[str | None] = mapped_column(Text)                        # comma-separated; NULL: all
     admin: Mapped[bool] = mapped_column(Boolean, default=False)             # may read everyone's usage
+    hierarchy: Mapped[str | None] = mapped_column(String(40))               # defence policy; NULL: the model's
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
 

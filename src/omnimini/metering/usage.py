@@ -8,6 +8,7 @@ million tokens). Batch requests pay half, as OpenAI's Batch API does
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +33,8 @@ def cost(spec: ModelSpec, usage: Usage | None, *, batch: bool = False) -> float:
 
 def record(session: Session, *, spec: ModelSpec, usage: Usage | None, endpoint: str, status: int,
            key_id: str | None, request_id: str | None = None, batch_id: str | None = None,
-           latency_s: float = 0.0, created_at: float | None = None) -> UsageRecord:
+           latency_s: float = 0.0, created_at: float | None = None,
+           interventions: list[dict] | None = None) -> UsageRecord:
     """Add one row inside the caller's transaction (so a batch line's answer and its bill commit together)."""
     row = UsageRecord(
         created_at=created_at if created_at is not None else time.time(), request_id=request_id,
@@ -40,7 +42,8 @@ def record(session: Session, *, spec: ModelSpec, usage: Usage | None, endpoint: 
         prompt_tokens=usage.prompt_tokens if usage else 0,
         cached_tokens=(usage.prompt_tokens_details.cached_tokens or 0) if usage else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
-        cost=cost(spec, usage, batch=batch_id is not None), latency_ms=latency_s * 1000, status=status)
+        cost=cost(spec, usage, batch=batch_id is not None), latency_ms=latency_s * 1000, status=status,
+        interventions=json.dumps(interventions) if interventions else None)
     session.add(row)
     return row
 

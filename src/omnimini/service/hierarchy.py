@@ -1,0 +1,131 @@
+"""The instruction hierarchy on the chat pipeline (issue 7): the hooks ChatService calls.
+
+    defended = await defend(turns, spec, catalog, engines)     # in prepare, after conversation()
+    text = guard_final(guard, text)                             # complete(): per choice
+    stream = guard_stream(guard)  ->  stream.feed(text) / .finish()   # stream(): per choice
+
+The policy is the API key's (if it names one), else the model's, else `full` (hierarchy/policy.py).
+Every intervention (a screened tool output, a stopped leak) is noted on the request context and so
+lands in the usage row (`interventions` column) with which guard acted and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+from omnimini.access.context import current, note_intervention
+from omnimini.hierarchy.conversation import Turn
+from omnimini.hierarchy.guard import REFUSAL, GuardStream, LeakGuard
+from omnimini.hierarchy.levels import Level
+from omnimini.hierarchy.policy import Policy, choose
+from omnimini.hierarchy.render import spotlight, system_text
+from omnimini.hierarchy.screen import Screener
+from omnimini.models.catalog import EMBEDDED_EMBED_ALIAS, Catalog, ModelSpec
+from omnimini.protocol.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Defended:
+    turns: list[Turn]
+    policy: Policy
+    guard: LeakGuard | None
+
+
+_screeners: dict[int, Screener] = {}
+
+
+async def _screener(catalog: Catalog, engines) -> Screener:
+    embedder = await engines.embedder(catalog.resolve(EMBEDDED_EMBED_ALIAS, kind="embedding"))
+    s = _screeners.get(id(embedder))
+    if s is None:
+        s = _screeners[id(embedder)] = Screener(embedder)
+    return s
+
+
+def policy_for(spec: ModelSpec) -> Policy:
+    ctx = current()
+    key_policy = getattr(ctx.principal, "hierarchy", None) if ctx and ctx.principal else None
+    return choose(getattr(spec, "hierarchy", None), key_policy)
+
+
+async def _screen(turns: list[Turn], policy: Policy, catalog: Catalog, engines) -> list[Turn]:
+    tool_turns = [i for i, t in enumerate(turns) if t.level == Level.TOOL and t.content.strip()]
+    if not tool_turns:
+        return turns
+    screener = await _screener(catalog, engines)
+    out = list(turns)
+    for i in tool_turns:
+        result = await asyncio.to_thread(screener.screen, turns[i].content, policy.screen)
+        if not result.flagged:
+            continue
+        top = max(result.findings, key=lambda f: f.score)
+        note_intervention("screen", f"{policy.screen}: {len(result.findings)} chunk(s) of a tool output read as "
+                          f"instructions (max score {top.score:.2f}): {top.text[:120]!r}", message=i)
+        if policy.screen == "refuse":
+            raise InvalidRequest("A tool output in this conversation contains text that reads as instructions to "
+                                 "the assistant (prompt injection); the request was not run.",
+                                 param=f"messages[{i}].content", code="prompt_injection_detected")
+        out[i] = dataclasses.replace(turns[i], content=result.text)
+    return out
+
+
+async def defend(turns: list[Turn], spec: ModelSpec, catalog: Catalog, engines) -> Defended:
+    policy = policy_for(spec)
+    guard = None
+    if policy.output_guard:
+        guard = LeakGuard(system_text(turns))
+        guard = guard if guard.active else None
+    if policy.screen != "off":
+        turns = await _screen(turns, policy, catalog, engines)
+    if policy.spotlight:
+        turns = spotlight(turns)
+    return Defended(turns, policy, guard)
+
+
+def guard_final(guard: LeakGuard | None, text: str | None, choice: int = 0) -> str | None:
+    """A whole answer: itself, or the refusal when it reveals protected text."""
+    if guard is None or not text:
+        return text
+    reason = guard.leak(text)
+    if reason is None:
+        return text
+    note_intervention("output_guard", reason, choice=choice)
+    return REFUSAL
+
+
+class _NoGuard:
+    tripped = None
+
+    def feed(self, piece: str) -> str:
+        return piece
+
+    def finish(self) -> str:
+        return ""
+
+
+class _NotingStream:
+    def __init__(self, stream: GuardStream, choice: int):
+        self.stream, self.choice, self.noted = stream, choice, False
+
+    @property
+    def tripped(self) -> str | None:
+        return self.stream.tripped
+
+    def feed(self, piece: str) -> str:
+        out = self.stream.feed(piece)
+        if self.stream.tripped and not self.noted:
+            self.noted = True
+            note_intervention("output_guard", self.stream.tripped, choice=self.choice, streaming=True)
+        return out
+
+    def finish(self) -> str:
+        return self.stream.finish()
+
+
+def guard_stream(guard: LeakGuard | None, choice: int = 0):
+    return _NotingStream(guard.stream(), choice) if guard is not None else _NoGuard()

@@ -1,0 +1,126 @@
+"""The voice loop: ws://.../v1/voice against the live server, `omnimini voice` from files, and the
+pure parts (clause cutting, end-of-speech detection)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from omnimini.engine.audio import decode, wav_bytes
+from omnimini.service.audio_reply import ClauseCutter
+from omnimini.voice.vad import EnergyVAD
+
+QUESTION = "What is the capital of France?"
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+@pytest.fixture(scope="module")
+def question(client) -> np.ndarray:
+    wav = client.audio.speech.create(model="tts-1", voice="alloy", input=QUESTION, response_format="wav").content
+    return decode(wav)      # 16 kHz float
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def converse(ws, frames: list[bytes], commit: bool) -> tuple[list[dict], bytes]:
+    for f in frames:
+        ws.send(f)
+    if commit:
+        ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+    events, audio = [], b""
+    while True:
+        msg = ws.recv(timeout=60)
+        if isinstance(msg, bytes):
+            audio += msg
+            continue
+        events.append(json.loads(msg))
+        if events[-1]["type"] in ("response.done", "error"):
+            return events, audio
+
+
+def test_voice_socket_answers_a_spoken_question(server, client, question):
+    with connect(server.url.replace("http", "ws") + "/v1/voice?vad=none", max_size=None) as ws:
+        hello = json.loads(ws.recv(timeout=60))
+        assert hello["type"] == "session.created" and hello["output_audio"]["sample_rate"] == 24000
+        data = pcm16(question)
+        events, audio = converse(ws, [data[i:i + 640] for i in range(0, len(data), 640)], commit=True)
+        kinds = [e["type"] for e in events]
+        assert kinds[0] == "speech_started" and "transcript" in kinds and kinds[-1] == "response.done"
+        done = events[-1]
+        assert words(done["transcript"]) == words(QUESTION)
+        assert done["text"].strip() and "".join(e["delta"] for e in events if e["type"] == "text.delta") == done["text"]
+        t = done["timings_ms"]
+        assert 0 <= t["first_audio_sent"] <= t["done"] + 1
+        assert len(audio) / 48000 > 0.5                       # seconds of 24 kHz pcm16
+        heard = client.audio.transcriptions.create(model="omnimini-transcribe",
+                                                   file=("a.wav", wav_bytes(np.frombuffer(audio, "<i2"), 24000))).text
+        assert len(set(words(heard)) & set(words(done["text"]))) >= len(set(words(done["text"]))) // 2
+        # A second turn on the same socket remembers the first (the history grows).
+        events2, audio2 = converse(ws, [data], commit=True)
+        assert events2[-1]["type"] == "response.done" and audio2
+
+
+def test_server_vad_ends_the_turn(server, question):
+    with connect(server.url.replace("http", "ws") + "/v1/voice", max_size=None) as ws:
+        json.loads(ws.recv(timeout=60))
+        silence = bytes(16000 * 2 // 2)                       # 0.5 s, longer than the hangover
+        events, audio = converse(ws, [pcm16(question), silence], commit=False)
+        kinds = [e["type"] for e in events]
+        assert kinds[:2] == ["speech_started", "speech_stopped"] and kinds[-1] == "response.done"
+        assert audio
+
+
+def test_voice_socket_bad_input(server):
+    with connect(server.url.replace("http", "ws") + "/v1/voice", max_size=None) as ws:
+        json.loads(ws.recv(timeout=60))
+        ws.send(b"\x00\x01\x02")                              # not 16-bit samples
+        assert json.loads(ws.recv(timeout=10))["type"] == "error"
+        ws.send(json.dumps({"type": "frobnicate"}))
+        assert "unknown event" in json.loads(ws.recv(timeout=10))["error"]["message"]
+    with connect(server.url.replace("http", "ws") + "/v1/voice?model=omnimini-embed") as ws:
+        ev = json.loads(ws.recv(timeout=60))
+        assert ev["type"] == "error" and ev["error"]["param"] == "model"
+
+
+def test_voice_cli_from_files(server, question, tmp_path):
+    q, a = tmp_path / "q.wav", tmp_path / "a.wav"
+    q.write_bytes(wav_bytes((question * 32767).astype(np.int16), 16000))
+    url = server.url.replace("http", "ws") + "/v1/voice"
+    r = subprocess.run([sys.executable, "-m", "omnimini", "voice", "--in", str(q), "--out", str(a), "--url", url,
+                        "--no-realtime"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "heard: What is the capital of France?" in r.stderr
+    assert len(decode(a.read_bytes())) > 8000                 # more than half a second of answer
+    bad = subprocess.run([sys.executable, "-m", "omnimini", "voice", "--in", str(tmp_path / "a.wav.missing"),
+                          "--out", str(a)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+
+
+def test_clause_cutter():
+    c = ClauseCutter(first_min=12, first_words=4)
+    out = []
+    for piece in ["The cap", "ital of France is", " Paris. It is", " big, old, and lovely", ", truly.", " Yes"]:
+        out += c.feed(piece)
+    assert out + c.finish() == ["The capital of France", "is Paris.", "It is big, old, and lovely,", "truly.", "Yes"]
+
+
+def test_vad_finds_the_end_of_speech():
+    rate = 16000
+    tone = 0.3 * np.sin(np.arange(rate) * 2 * np.pi * 220 / rate).astype(np.float32)
+    vad = EnergyVAD(hangover_ms=300)
+    events = vad.feed(np.zeros(rate // 2, np.float32)) + vad.feed(tone)
+    assert events == ["speech_started"]
+    assert vad.feed(np.zeros(rate // 5, np.float32)) == ["quiet"]              # 200 ms: not yet the end
+    assert vad.feed(np.zeros(rate // 5, np.float32)) == ["speech_stopped"]     # 400 ms > hangover
+    assert vad.state.last_voice == rate // 2 + rate
