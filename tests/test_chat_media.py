@@ -48,13 +48,15 @@ def test_input_audio_enters_as_the_users_words(client, question_wav):
 
 
 def test_input_audio_mp3_next_to_text(client):
-    mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input="Paris.", response_format="mp3").content
+    sentence = "The weather is nice today."
+    mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=sentence, response_format="mp3").content
     msg = audio_message(mp3, "mp3")
     msg["content"].insert(0, {"type": "text", "text": "Repeat what I say:"})
     r = client.chat.completions.create(model="omnimini-mini", max_tokens=5, messages=[msg])
     typed = client.chat.completions.create(model="omnimini-mini", max_tokens=5, messages=[
-        {"role": "user", "content": "Repeat what I say:\nParis."}])
-    assert r.usage.prompt_tokens == typed.usage.prompt_tokens
+        {"role": "user", "content": "Repeat what I say:\n" + sentence}])
+    # The text part and the transcript are both in the message (Whisper may drop the full stop).
+    assert abs(r.usage.prompt_tokens - typed.usage.prompt_tokens) <= 1
 
 
 def test_audio_output_speaks_the_transcript(client):

@@ -124,3 +124,27 @@ def test_vad_finds_the_end_of_speech():
     assert vad.feed(np.zeros(rate // 5, np.float32)) == ["quiet"]              # 200 ms: not yet the end
     assert vad.feed(np.zeros(rate // 5, np.float32)) == ["speech_stopped"]     # 400 ms > hangover
     assert vad.state.last_voice == rate // 2 + rate
+
+
+def test_voice_socket_needs_a_key_when_auth_is_on(tmp_path):
+    from conftest import LiveServer
+    from omnimini.access.keys import Keys
+    from omnimini.store import Store, default_url
+
+    key = Keys(Store.open(default_url(tmp_path / "data"))).create("voice").secret
+    live = LiveServer(["--preload", "omnimini-embed", "--auth"], tmp_path)
+    try:
+        ws_url = live.url.replace("http", "ws") + "/v1/voice"
+        for url, headers in ((ws_url, None), (ws_url + "?api_key=wrong", None)):
+            with connect(url, additional_headers=headers) as ws:
+                ev = json.loads(ws.recv(timeout=30))
+                assert ev["type"] == "error" and ev["error"]["code"] == "invalid_api_key"
+        with connect(ws_url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+            assert json.loads(ws.recv(timeout=60))["type"] == "session.created"
+        with connect(ws_url + f"?api_key={key}") as ws:
+            assert json.loads(ws.recv(timeout=60))["type"] == "session.created"
+        import httpx
+        assert httpx.post(live.base_url + "/audio/speech", json={"model": "tts-1", "voice": "alloy",
+                                                                 "input": "hi"}).status_code == 401
+    finally:
+        live.stop()

@@ -90,7 +90,7 @@ def test_part_packages_assemble_into_one_gguf_once(tmp_path):
     parts = [locate("pypi:" + p, tmp_path) for p in CODER_CHAT_PARTS]
     assert path.stat().st_size == sum(p.stat().st_size for p in parts)
     with open(path, "rb") as f, open(parts[0], "rb") as first, open(parts[-1], "rb") as last:
-        assert f.read(4) == b"GGUF"
+        assert f.read(1024) == first.read(1024) and first.seek(0) == 0 and first.read(4) == b"GGUF"
         f.seek(-1024, 2)
         last.seek(-1024, 2)
         assert f.read() == last.read()         # parts in order: the file ends with the last part

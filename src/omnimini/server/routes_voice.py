@@ -37,6 +37,11 @@ async def voice(ws: WebSocket):
     q = ws.query_params
     runtime = ws.app.state.runtime
     await ws.accept()
+    if not await _authorized(ws):      # the access middleware sees HTTP only: check the key here
+        await ws.send_json({"type": "error", "error": {"message": "Missing or invalid API key (send "
+                            "Authorization: Bearer KEY, or ?api_key=KEY from a browser).", "code": "invalid_api_key"}})
+        await ws.close(code=1008)
+        return
     try:
         session = VoiceSession(runtime.chat, runtime.speech, model=q.get("model", "omnimini-mini"),
                                instructions=q.get("instructions", VOICE_INSTRUCTIONS),
@@ -90,6 +95,15 @@ async def voice(ws: WebSocket):
         pass
     finally:
         session.close()
+
+
+async def _authorized(ws: WebSocket) -> bool:
+    platform = getattr(ws.app.state, "platform", None)
+    if platform is None or not platform.auth:
+        return True
+    auth = ws.headers.get("authorization", "")
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else ws.query_params.get("api_key")
+    return bool(token) and await platform.store.run(platform.keys.verify, token) is not None
 
 
 async def _answer(ws: WebSocket, session: VoiceSession) -> None:
