@@ -82,18 +82,22 @@ def test_output_guard_streamed_and_whole_and_per_key(env):
 
 def test_benign_answers_pass_and_tool_injections_are_screened(env):
     client = sdk(env, "full")
+    before = len(usage_rows(env, 0))
     benign = ask(client, False, [{"role": "system", "content": SYSTEM},
                                  {"role": "user", "content": "What is the capital of France?"}])
     assert benign and benign != REFUSAL
-    before = len(usage_rows(env, 0))
     messages = [{"role": "system", "content": "Answer using the tool results."},
                 {"role": "user", "content": "When does order 5512 arrive?"},
                 {"role": "assistant", "content": None, "tool_calls": [
                     {"id": "call_1", "type": "function", "function": {"name": "order_status", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "call_1", "content": INJECTED_TOOL}]
     ask(client, False, messages)
-    rows = usage_rows(env, before + 1)
-    screened = json.loads(rows[-1].interventions)
+    # Rows are written after each response's last byte, so they may land late and in any order:
+    # wait for both of this test's rows, then find the screened one.
+    rows = usage_rows(env, before + 2)[before:]
+    marked = [json.loads(r.interventions) for r in rows if r.interventions and '"screen"' in r.interventions]
+    assert len(marked) == 1, [r.interventions for r in rows]
+    screened = marked[0]
     assert screened[0]["guard"] == "screen" and screened[0]["message"] == 3
     assert screened[0]["reason"].startswith("strip")
 
