@@ -133,7 +133,7 @@ RECEIPT = "HARBOR BAKERY\nSourdough 6.50\nCroissant 3.00\nCoffee 3.00\nTOTAL 12.
 
 
 def test_parse_returns_a_pydantic_object(client):
-    r = client.chat.completions.parse(model=MODEL, response_format=Receipt, max_tokens=200,
+    r = client.chat.completions.parse(model=MODEL, response_format=Receipt, max_tokens=300, temperature=0,
                                       messages=[{"role": "system", "content": "Extract the receipt."},
                                                 {"role": "user", "content": RECEIPT}])
     parsed = r.choices[0].message.parsed
