@@ -79,7 +79,7 @@ class LlamaEngine(Engine):
                  max_queue: int = DEFAULT_MAX_QUEUE, prompt_cache: int = DEFAULT_PROMPT_CACHE):
         threads = n_threads or max(1, os.cpu_count() or 1)
         # The Llama object gives us the model, its tokenizer and metadata; it gets a token context.
-        # Generation runs in our own context, with one KV sequence per slot sharing its cells.
+        # Generation runs in our own context, with one KV sequence (and buffer) per slot.
         self._llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=MIN_HELPER_CTX, n_batch=MIN_HELPER_CTX,
                                     n_threads=threads, n_threads_batch=threads, verbose=False)
         self.model_path = Path(model_path)

@@ -103,17 +103,15 @@ class Scheduler:
             self.cache.remove(donor)
         self._keep(slot, job.prompt)
         if donor is not None:
-            state, tokens = (donor.state, donor.tokens) if isinstance(donor, CacheEntry) \
-                else (self._snapshot(donor), donor.cached)
+            state = donor.state if isinstance(donor, CacheEntry) else self._snapshot(donor)
             llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, -1, -1)
             if llama_cpp.llama_state_seq_set_data(self.engine._ctx, state, len(state), slot.seq_id):
-                slot.cached, reuse = list(tokens), shared
+                reuse = shared
             else:                                  # could not restore: compute the prompt instead
                 log.warning("restoring a cached prefix of %d tokens failed", shared)
-                llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, -1, -1)
-                slot.cached, reuse = [], 0
+                reuse = 0
         reuse = min(reuse, len(job.prompt) - 1)       # the last prompt token must give logits
-        llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, reuse, -1)
+        llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, reuse, -1)   # drop what follows the prefix
         slot.cached = job.prompt[:reuse]
         slot.job, slot.prefill_at, slot.reused = job, reuse, reuse
         slot.run = self.engine._start_run(job)
