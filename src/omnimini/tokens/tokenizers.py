@@ -16,14 +16,13 @@ Where the files come from:
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from omnimini.models.catalog import Catalog
-from omnimini.models.weights import WeightsNotFound, locate
+from omnimini.models.weights import WeightsNotFound, locate, packaged_file
 
 # OpenAI's encodings as published in tiktoken (tiktoken_ext/openai_public.py, tiktoken 0.7-0.14):
 # the canonical download URL, the sha256 tiktoken expects of the rank file, the pre-tokenizer
@@ -185,14 +184,9 @@ def _openai(name: str, local_dir: Path | None) -> Tokenizer:
 def _mistral(name: str) -> Tokenizer:
     rel, label = MISTRAL_FILES[name]
     try:
-        dist = importlib.metadata.distribution(MISTRAL_DIST)
-    except importlib.metadata.PackageNotFoundError:
-        raise TokenizerUnavailable(f"{label} ships in the PyPI package {MISTRAL_DIST!r}, which is not installed; "
-                                   f"`pip install --no-deps {MISTRAL_DIST}` (see requirements-weights.txt)") from None
-    path = Path(str(dist.locate_file(rel)))
-    if not path.is_file():
-        raise TokenizerUnavailable(f"{MISTRAL_DIST} is installed but {rel} is missing from it; "
-                                   f"reinstall a version that ships it (1.13.1 does)")
+        path = packaged_file(MISTRAL_DIST, rel)
+    except WeightsNotFound as e:   # mistral-common 1.13.1 ships both (see requirements-weights.txt)
+        raise TokenizerUnavailable(f"{label}: {e}") from None
     if name == "tekken":
         from mistral_common.tokens.tokenizers.tekken import Tekkenizer
         tok = Tekkenizer.from_file(path)
