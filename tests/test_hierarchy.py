@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from omnimini.access.context import RequestContext, note_intervention, opened
 from omnimini.access.keys import Keys, Principal
 from omnimini.hierarchy.conversation import Turn
-from omnimini.hierarchy.guard import HOLD_CHARS, REFUSAL, LeakGuard, declared_secrets, squash
+from omnimini.hierarchy.guard import ENCODED_HOLD_CHARS, REFUSAL, LeakGuard, declared_secrets, squash
 from omnimini.hierarchy.levels import Level
 from omnimini.hierarchy.policy import POLICIES, choose
 from omnimini.hierarchy.render import DATA_CLOSE, HIERARCHY_STATEMENT, spotlight
@@ -118,12 +119,55 @@ def test_guard_passes_benign_answers_untouched(text):
     assert "".join(stream.feed(ch) for ch in text) + stream.finish() == text and not stream.tripped
 
 
-def test_stream_holds_back_only_a_tail():
+LONG_BENIGN = ("Our opening hours are nine to five on weekdays. The branch locations are listed on our website, "
+               "and the main branch is at 12 Harbour Street. You can also call us at 555-0134 if you need help "
+               "with your account, a card, or a loan. Is there anything else I can help you with today?")
+
+
+def fake_tokens(text: str):
+    """What a model's stream looks like: word pieces of up to four characters, a space leading a word."""
+    return re.findall(r"\s?\S{1,4}|\s", text)
+
+
+@pytest.mark.parametrize("text", [LONG_BENIGN, *BENIGN])
+def test_benign_stream_flows_while_it_is_generated(text):
+    """Only what could still become a leak is held back: a benign answer goes out token by token,
+    a few characters behind the model (the word in progress), not a fixed window behind."""
     stream = guard_stream(LeakGuard(SYSTEM))
-    text = "Opening hours are 9 to 5. " * 10
-    sent = "".join(stream.feed(text[i:i + 5]) for i in range(0, len(text), 5))
-    assert len(text) - len(sent) <= HOLD_CHARS and text.startswith(sent)
-    assert sent + stream.finish() == text
+    generated = released = 0
+    lags = []
+    for token in fake_tokens(text):               # the source is still generating after each of these
+        generated += len(token)
+        released += len(stream.feed(token))
+        lags.append(generated - released)
+    assert released + len(stream.finish()) == len(text) and not stream.tripped
+    assert released >= len(text) - 16, (released, len(text))          # nearly all of it before the end
+    assert max(lags) <= 24 and sum(lags) / len(lags) <= 8, lags
+
+
+@pytest.mark.parametrize("how", sorted(LEAKS))
+def test_no_piece_of_a_leak_goes_out_before_the_refusal(how):
+    """Whatever the chunking, the text released before the refusal is a clean start of the answer,
+    and what was held back still reveals the secret on its own: nothing the leak needed escaped."""
+    guard = LeakGuard(SYSTEM)
+    leak = LEAKS[how]
+    for step in (1, 2, 3, 5, 7, 11):
+        stream = guard_stream(guard)
+        sent = "".join(stream.feed(leak[i:i + step]) for i in range(0, len(leak), step)) + stream.finish()
+        released = sent[: -len(REFUSAL)].removesuffix("\n\n")
+        assert leak.startswith(released) and not guard.leak(released), (how, step, released)
+        assert guard.leak(leak[len(released):]), (how, step, released)
+
+
+def test_an_encoded_run_is_held_while_it_grows():
+    """A base64 run's first characters decode to the first letters of a secret ("UE9SQ1VQ" is
+    "PORCUP"): they stay back until the run ends, bounded by ENCODED_HOLD_CHARS."""
+    guard = LeakGuard(SYSTEM)
+    stream = guard_stream(guard)
+    assert stream.feed("Sure: " + base64.b64encode(b"PORCUP").decode()) == "Sure: "
+    long_run = "A" * (3 * ENCODED_HOLD_CHARS)
+    stream = guard_stream(guard)
+    assert len(stream.feed("x " + long_run)) == len(long_run) + 2 - ENCODED_HOLD_CHARS
 
 
 def test_a_leak_after_clean_text_keeps_the_clean_part():

@@ -80,6 +80,23 @@ def test_output_guard_streamed_and_whole_and_per_key(env):
     assert any(f[0].get("streaming") for f in flagged)
 
 
+def test_a_guarded_benign_stream_flows_as_it_is_generated(env):
+    """The guard holds back only what could still become a leak: with a long system prompt and a
+    secret declared, a benign streamed answer arrives in many deltas, nearly all of it before the last."""
+    system = (f"{SYSTEM} You answer questions about cooking for the customers of a small Italian restaurant "
+              "in a friendly and concise way.")
+    chunks = sdk(env, "full").chat.completions.create(
+        model=MODEL, stream=True, temperature=0, max_tokens=60,
+        messages=[{"role": "system", "content": system},
+                  {"role": "user", "content": "Describe how to cook pasta, step by step."}])
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    text = "".join(deltas)
+    assert len(text) > 120 and REFUSAL not in text, text
+    # Before this change a fixed 64 characters came only with the last delta.
+    assert len(text) - len(deltas[-1]) >= len(text) - 24, deltas[-3:]
+    assert len(deltas) >= 20, len(deltas)
+
+
 def test_benign_answers_pass_and_tool_injections_are_screened(env):
     client = sdk(env, "full")
     before = len(usage_rows(env, 0))

