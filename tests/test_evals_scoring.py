@@ -47,6 +47,10 @@ MMLU_CASES = [
     ("উত্তর: অ", "A"),                                      # Bengali letter -> " A" -> "A"
     ("Answer: Ｃ", "C"),                                    # full-width C -> " C" -> "C"
     ("Answer: B) because", "B"),
+    # six zero-width spaces after the colon: not [ \t], so only simple-evals' "Korean invisible
+    # character" entry (the second regex) reads the letter
+    ("Answer:\u200b\u200b\u200b\u200b\u200b\u200bC", "C"),
+    ("Answer:\u200b\u200bC", None),                          # two are not six
 ]
 
 

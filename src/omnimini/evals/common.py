@@ -3,11 +3,11 @@
 Source: openai/simple-evals `common.py` (the final version of the repository, 2025; MIT licence).
 Every constant below is simple-evals' value; where we differ it says so.
 
-Difference: simple-evals' MULTILINGUAL_ANSWER_REGEXES has, second in the list, an "Answer\\s*:"
-marked "# Korean invisible character" that carries invisible code points after the colon. No copy
-we could read shows which ones, so we leave that entry out. It can only matter when the first entry
-("Answer\\s*:") finds nothing anywhere in the response and the response contains those exact
-invisible characters; for the English MMLU of simple-evals that does not occur in practice.
+The second MULTILINGUAL_ANSWER_REGEXES entry, marked "# Korean invisible character" in simple-evals,
+is "Answer\\s*:" followed by six ZERO WIDTH SPACEs (U+200B). The characters are invisible in every
+rendered copy; they were read byte for byte from the `simple_evals/common.py` in NVIDIA's
+`nvidia-simple-evals` wheel on PyPI (26.3), whose list starts with simple-evals' entries unchanged
+(NVIDIA's additions follow them), and are written here as escapes.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ ANSWER_PATTERN_MULTICHOICE = r"(?i)Answer[ \t]*:[ \t]*\$?([A-D])\$?"
 MULTILINGUAL_ANSWER_PATTERN_TEMPLATE = "(?i){}[ \t]*([A-D]|[أ-د]|[অ]|[ব]|[ড]|[ঢ]|[Ａ]|[Ｂ]|[Ｃ]|[Ｄ])"
 
 # simple-evals `common.MULTILINGUAL_ANSWER_REGEXES`, in order (the first that matches wins); all the
-# ways "Answer" is written in different languages. (The Korean-invisible-character entry is left
-# out; see the module docstring.)
+# ways "Answer" is written in different languages.
 MULTILINGUAL_ANSWER_REGEXES = [
     r"Answer\s*:",
+    "Answer\\s*:\u200b\u200b\u200b\u200b\u200b\u200b",  # Korean invisible character (see the docstring)
     r"উত্তর\s*:",
     r"उत्तर\s*:",
     r"উত্তরঃ",
