@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -50,6 +51,7 @@ def converse(ws, frames: list[bytes], commit: bool) -> tuple[list[dict], bytes]:
 
 
 def test_voice_socket_answers_a_spoken_question(server, client, question):
+    since = time.time()
     with connect(server.url.replace("http", "ws") + "/v1/voice?vad=none", max_size=None) as ws:
         hello = json.loads(ws.recv(timeout=60))
         assert hello["type"] == "session.created" and hello["output_audio"]["sample_rate"] == 24000
@@ -69,6 +71,37 @@ def test_voice_socket_answers_a_spoken_question(server, client, question):
         # A second turn on the same socket remembers the first (the history grows).
         events2, audio2 = converse(ws, [data], commit=True)
         assert events2[-1]["type"] == "response.done" and audio2
+    # Each turn is metered: the transcriber's seconds, the chat model's tokens, the voice's characters.
+    rows = voice_rows(server, 6, since)
+    assert len(rows) == 6, rows
+    by_model = {}
+    for r in rows:
+        by_model.setdefault(r.model, []).append(r)
+    assert set(by_model) == {"whisper-tiny.en", "omnimini-mini-2026-11-21", "piper-en-us-joe-medium"}
+    assert all(abs(r.prompt_tokens - len(question) / 16000) <= 1 for r in by_model["whisper-tiny.en"])
+    assert by_model["piper-en-us-joe-medium"][0].prompt_tokens == len(done["text"])
+    chat = by_model["omnimini-mini-2026-11-21"]
+    assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 and r.cost > 0 for r in chat)
+    assert chat[1].prompt_tokens > chat[0].prompt_tokens          # the second turn carries the first
+
+
+def voice_rows(server, n: int, since: float, timeout: float = 20) -> list:
+    from sqlalchemy import select
+
+    from omnimini.metering.tables import UsageRecord
+    from omnimini.store import Store, default_url
+    store = Store.open(default_url(server.log_path.parent / "data"))
+    deadline = time.monotonic() + timeout
+    while True:
+        with store.read() as s:
+            rows = list(s.scalars(select(UsageRecord).where(UsageRecord.endpoint == "/v1/voice",
+                                                            UsageRecord.created_at >= since)
+                                  .order_by(UsageRecord.id)))
+            for r in rows:
+                s.expunge(r)
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
 
 
 def test_server_vad_ends_the_turn(server, question):
@@ -131,7 +164,8 @@ def test_voice_socket_needs_a_key_when_auth_is_on(tmp_path):
     from omnimini.access.keys import Keys
     from omnimini.store import Store, default_url
 
-    key = Keys(Store.open(default_url(tmp_path / "data"))).create("voice").secret
+    keys = Keys(Store.open(default_url(tmp_path / "data")))
+    key, limited = keys.create("voice").secret, keys.create("voice-rpm1", rpm=1).secret
     live = LiveServer(["--preload", "omnimini-embed", "--auth"], tmp_path)
     try:
         ws_url = live.url.replace("http", "ws") + "/v1/voice"
@@ -143,6 +177,16 @@ def test_voice_socket_needs_a_key_when_auth_is_on(tmp_path):
             assert json.loads(ws.recv(timeout=60))["type"] == "session.created"
         with connect(ws_url + f"?api_key={key}") as ws:
             assert json.loads(ws.recv(timeout=60))["type"] == "session.created"
+        # Each committed turn is one request of the key's RPM (an empty turn needs no chat model).
+        with connect(ws_url + f"?api_key={limited}") as ws:
+            assert json.loads(ws.recv(timeout=60))["type"] == "session.created"
+            ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            assert json.loads(ws.recv(timeout=30))["type"] == "transcript"
+            assert json.loads(ws.recv(timeout=30))["type"] == "response.done"
+            ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            ev = json.loads(ws.recv(timeout=30))
+            assert ev["type"] == "error" and ev["error"]["code"] == "rate_limit_exceeded", ev
+            assert ev["error"]["retry_after"] > 0
         import httpx
         assert httpx.post(live.base_url + "/audio/speech", json={"model": "tts-1", "voice": "alloy",
                                                                  "input": "hi"}).status_code == 401

@@ -84,7 +84,8 @@ def models(models_file: Optional[Path] = typer.Option(None, help=_help("models_f
     table = Table("id", "aliases", "kind", "context", "$/M in", "$/M out", "source", "shuts down")
     for spec in catalog.specs():
         table.add_row(spec.id, ", ".join(spec.aliases), spec.kind, str(spec.context_length),
-                      f"{spec.input_price:g}", f"{spec.output_price:g}", spec.source, spec.shutdown_date or "")
+                      f"{spec.input_price:g}" + ("" if spec.billing_unit == "token" else f" per M {spec.billing_unit}s"),  # issue 9
+                      f"{spec.output_price:g}", spec.source, spec.shutdown_date or "")
     console.print(table)
 
 

@@ -44,7 +44,10 @@ class RequestContext:
 
     def settled_tokens(self) -> int:
         """Tokens to charge against TPM once the request ended: the real count when the service
-        reported it, else the reservation (the request failed or the client went away mid-answer)."""
+        reported it, else the reservation (the request failed or the client went away mid-answer).
+        Audio models bill seconds or characters, not tokens: nothing against TPM (issue 9)."""
+        if self.spec is not None and self.spec.billing_unit != "token":
+            return 0
         if self.usage is not None:
             return self.usage.total_tokens
         return self.requested_tokens

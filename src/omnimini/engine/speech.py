@@ -100,6 +100,7 @@ class Whisper:
                                   cpu_threads=threads)
         self.multilingual = self.model.model.is_multilingual
         self._lock = threading.Lock()      # one decode at a time: 2 cores, and CTranslate2 state
+        self._tokenizers: dict = {}        # language -> (Tokenizer, suppressed token ids), for _short
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None, prompt: str | None = None,
                    temperature: float | None = None, translate: bool = False,
@@ -132,14 +133,18 @@ class Whisper:
         from faster_whisper.transcribe import get_suppressed_tokens
         with self._lock:
             m = self.model
-            tk = Tokenizer(m.hf_tokenizer, self.multilingual, task="transcribe",
-                           language=(language or "en") if self.multilingual else "en")
+            lang = (language or "en") if self.multilingual else "en"
+            if lang not in self._tokenizers:
+                # Building these walks the vocabulary (tens of ms): once per language, not per clip.
+                tk = Tokenizer(m.hf_tokenizer, self.multilingual, task="transcribe", language=lang)
+                self._tokenizers[lang] = (tk, get_suppressed_tokens(tk, [-1]))
+            tk, suppressed = self._tokenizers[lang]
             feats = m.feature_extractor(audio)
             feats = np.pad(feats, ((0, 0), (0, max(0, FAST_WINDOW_FRAMES - feats.shape[1]))))
             enc = m.model.encode(ctranslate2.StorageView.from_array(feats[None].astype(np.float32)))
             r = m.model.generate(enc, [[*tk.sot_sequence, tk.no_timestamps]], beam_size=WHISPER_BEAM_SIZE,
-                                 max_length=224, suppress_blank=True,
-                                 suppress_tokens=get_suppressed_tokens(tk, [-1]), return_scores=True)
+                                 max_length=224, suppress_blank=True, suppress_tokens=suppressed,
+                                 return_scores=True)
         ids = r[0].sequences_ids[0]
         text = tk.decode(ids).strip()
         if text and len(text.encode()) / len(zlib.compress(text.encode())) > COMPRESSION_RATIO_LIMIT:

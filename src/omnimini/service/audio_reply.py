@@ -91,21 +91,41 @@ class ClauseCutter:
 
 
 class Transcripts:
-    """Audio reply id -> transcript, for clients that send `{"role": "assistant", "audio": {"id"}}` back."""
+    """Audio reply id -> transcript, for clients that send `{"role": "assistant", "audio": {"id"}}` back.
+
+    Recent ids are kept in memory; with a store attached (`attach`, done by the server when it has
+    one) every id is also written there (service/audio_ids.py), so it outlives a restart and is
+    seen by other servers on the same database until it expires."""
 
     def __init__(self) -> None:
         self._d: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._store = lambda: None
+
+    def attach(self, store_of) -> None:
+        """`store_of()` gives the store to keep ids in, or None (called at each use: the server's
+        platform may be set up after the runtime)."""
+        self._store = store_of
 
     def put(self, audio_id: str, text: str) -> int:
         expires = int(time.time()) + AUDIO_TTL
         self._d[audio_id] = (expires, text)
         while len(self._d) > MAX_REMEMBERED:
             self._d.popitem(last=False)
+        store = self._store()
+        if store is not None:
+            from omnimini.service.audio_ids import save
+            save(store, audio_id, text, expires)
         return expires
 
     def get(self, audio_id: str) -> str | None:
         hit = self._d.get(audio_id)
-        return hit[1] if hit and hit[0] > time.time() else None
+        if hit:
+            return hit[1] if hit[0] > time.time() else None
+        store = self._store()
+        if store is None:
+            return None
+        from omnimini.service.audio_ids import load
+        return load(store, audio_id)
 
 
 class AudioReply:

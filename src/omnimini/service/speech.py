@@ -14,6 +14,7 @@ from typing import AsyncIterator
 import numpy as np
 
 from omnimini.engine.audio import BadAudio, Encoder, decode
+from omnimini.engine.cpu import GATE
 from omnimini.engine.speech import Piper, Transcript, Whisper, whisper_dir
 from omnimini.models.catalog import SPEECH_ALIASES, TRANSCRIBE_ALIAS, Catalog
 from omnimini.models.weights import WeightsNotFound, locate
@@ -72,13 +73,17 @@ class Speech:
                                  code="invalid_audio") from e
 
     async def transcribe(self, data: bytes | np.ndarray, model: str = DEFAULT_TRANSCRIBER, *,
-                         param: str = "file", translate: bool = False, **options) -> Transcript:
+                         param: str = "file", translate: bool = False, urgent: bool = False,
+                         **options) -> Transcript:
+        """urgent: someone is waiting on this now (the voice loop); the chat models' decoding holds
+        off while it runs (engine/cpu.py)."""
         whisper = await self.whisper(model)
         if translate and not whisper.multilingual:
             raise InvalidRequest(f"The model `{model}` is English-only and cannot translate; use "
                                  "`whisper-1` (Whisper base, multilingual).", param="model")
         audio = data if isinstance(data, np.ndarray) else await self.decode(data, param)
-        return await asyncio.to_thread(whisper.transcribe, audio, translate=translate, **options)
+        return await asyncio.to_thread(_maybe_urgent(urgent, whisper.transcribe), audio,
+                                       translate=translate, **options)
 
     @staticmethod
     def check_voice(voice: str, param: str = "voice") -> None:
@@ -87,12 +92,14 @@ class Speech:
                                  + ", ".join(f"'{v}'" for v in VOICES) + ".", param=param)
 
     async def pcm_sentences(self, text: str, model: str = DEFAULT_VOICE_MODEL,
-                            speed: float = 1.0) -> AsyncIterator[np.ndarray]:
-        """int16 samples at the voice's rate, one array per sentence, each as soon as it is made."""
+                            speed: float = 1.0, urgent: bool = False) -> AsyncIterator[np.ndarray]:
+        """int16 samples at the voice's rate, one array per sentence, each as soon as it is made.
+        urgent: as for transcribe."""
         piper = await self.piper(model)
         it = piper.sentences(text, speed)
+        step = _maybe_urgent(urgent, next)
         while True:
-            pcm = await asyncio.to_thread(next, it, None)
+            pcm = await asyncio.to_thread(step, it, None)
             if pcm is None:
                 return
             yield pcm
@@ -108,3 +115,14 @@ class Speech:
         tail = enc.close()
         if tail:
             yield tail
+
+
+def _maybe_urgent(urgent: bool, fn):
+    """fn, run as urgent work on the shared cores when asked (engine/cpu.py)."""
+    if not urgent:
+        return fn
+
+    def run(*args, **kwargs):
+        with GATE.urgent():
+            return fn(*args, **kwargs)
+    return run

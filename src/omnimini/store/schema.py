@@ -15,6 +15,7 @@ TABLE_MODULES: list[str] = [
     "omnimini.metering.tables",
     "omnimini.batches.tables",
     "omnimini.arena.tables",
+    "omnimini.service.audio_ids",          # audio reply ids (issue 9)
 ]
 
 
