@@ -114,13 +114,13 @@ app.add_typer(_db.app, name="db")
 from omnimini.commands import keys as _keys, usage as _usage  # noqa: E402
 app.add_typer(_keys.app, name="keys")
 app.add_typer(_usage.app, name="usage")
-from omnimini.tokens.cli import app as _tokens_app  # noqa: E402
+from omnimini.commands.tokens import app as _tokens_app  # noqa: E402
 app.add_typer(_tokens_app, name="tokens")
 from omnimini.commands.arena import app as _arena_app  # noqa: E402
 app.add_typer(_arena_app, name="arena")
-from omnimini.evals.cli import app as _evals_app  # noqa: E402
+from omnimini.commands.evals import app as _evals_app  # noqa: E402
 app.add_typer(_evals_app, name="eval")
-from omnimini.voice.cli import app as _voice_app  # noqa: E402  (issue 9)
+from omnimini.commands.voice import app as _voice_app  # noqa: E402
 app.add_typer(_voice_app, name="voice")
 
 if __name__ == "__main__":
