@@ -53,7 +53,9 @@ PIECE_BUFFER = 256             # bytes; the longest token piece in common vocabu
 
 
 @dataclass
-class _Job:
+class Job:
+    """One generation request, as the scheduler sees it."""
+
     prompt: list[int]
     params: SamplingParams
     emit: Callable[[Step | BaseException], None]
@@ -61,10 +63,10 @@ class _Job:
 
 
 @dataclass
-class _Run:
-    """One generation in progress."""
+class Run:
+    """One generation in progress: its sampler and text stream (made by `LlamaEngine.begin_run`)."""
 
-    job: _Job
+    job: Job
     sampler: "_Sampler"
     stream: TextStream
     pressure_from: int | None
@@ -76,7 +78,8 @@ class _Run:
 class LlamaEngine(Engine):
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
                  chat_template: str | None = None, slots: int = DEFAULT_SLOTS,
-                 max_queue: int = DEFAULT_MAX_QUEUE, prompt_cache: int = DEFAULT_PROMPT_CACHE):
+                 max_queue: int = DEFAULT_MAX_QUEUE, prompt_cache: int = DEFAULT_PROMPT_CACHE,
+                 load_invariant: bool = True):
         threads = n_threads or max(1, os.cpu_count() or 1)
         # The Llama object gives us the model, its tokenizer and metadata; it gets a token context.
         # Generation runs in our own context, with one KV sequence (and buffer) per slot.
@@ -93,7 +96,9 @@ class LlamaEngine(Engine):
         params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx * slots, N_BATCH, N_BATCH
         params.n_seq_max, params.kv_unified = slots, False
         params.n_threads, params.n_threads_batch = threads, threads
-        # As llama-cpp-python's Llama: flash attention off, so greedy output matches that peer.
+        # As llama-cpp-python's Llama: flash attention off, so greedy output matches that peer. (On
+        # CPU it would not help load invariance either: one sequence alone takes its split-KV path,
+        # several together another; ggml-cpu/ops.cpp, ggml_compute_forward_flash_attn_ext_f16.)
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = llama_cpp.llama_init_from_model(self._llm.model, params)
         if not self._ctx:
@@ -109,8 +114,8 @@ class LlamaEngine(Engine):
             eos_token=self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
         self._pieces: dict[int, bytes] = {}
         self._closing: tuple[list[int], list[int]] | None = None
-        self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache)
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant)
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
         self._thread.start()
 
@@ -176,7 +181,7 @@ class LlamaEngine(Engine):
             except RuntimeError:          # the event loop is gone: nobody is listening
                 job.cancelled.set()
 
-        job = _Job(list(prompt), params, emit)
+        job = Job(list(prompt), params, emit)
         self._jobs.put(job)
         try:
             while True:
@@ -200,21 +205,44 @@ class LlamaEngine(Engine):
     def _worker(self) -> None:
         self._scheduler.loop(self._jobs)
 
-    # The scheduler calls these three for each generation it runs.
+    # ------------------------------------------------------------------ what the scheduler drives
+    # engine/scheduler.py decides which sequences go into each llama_decode; it works on this
+    # context and, for each generation it runs, calls begin_run, advance_run (after every decode
+    # that produced the generation's logits) and end_run. All of it runs on the worker thread.
 
-    def _start_run(self, job: _Job) -> "_Run":
+    @property
+    def context(self) -> llama_cpp.llama_context_p:
+        """The llama.cpp context that generations decode in (one KV sequence per slot)."""
+        return self._ctx
+
+    @property
+    def memory(self) -> llama_cpp.llama_memory_t:
+        """The context's KV memory, for removing a sequence's cells."""
+        return self._mem
+
+    @property
+    def load_invariant(self) -> bool:
+        """Whether greedy output is independent of load and of prompt-cache hits (scheduler.py)."""
+        return self._scheduler.invariant
+
+    def begin_run(self, job: Job) -> "Run":
+        """Start the generation of `job`: its sampler chain (and grammar) and its text stream."""
         p = job.params
         pressure_from = (p.max_tokens - CLOSING_RESERVE
                          if p.grammar and not p.grammar_trigger and p.max_tokens > 2 * CLOSING_RESERVE
                          else None)
-        return _Run(job=job, sampler=_Sampler(p, self.n_vocab, self._vocab), stream=TextStream(p.stop),
-                    pressure_from=pressure_from)
+        return Run(job=job, sampler=_Sampler(p, self.n_vocab, self._vocab), stream=TextStream(p.stop),
+                   pressure_from=pressure_from)
 
-    def _end_run(self, run: "_Run") -> None:
+    def end_run(self, run: "Run") -> None:
+        """Free what `begin_run` made (the generation finished, failed or was cancelled)."""
         run.sampler.free()
 
-    def _advance(self, run: "_Run", idx: int, reused: int, n_cached: int) -> bool:
-        """Sample the next token of `run` from logits row `idx`; emit text. True when finished."""
+    def advance_run(self, run: "Run", idx: int, reused: int, n_cached: int) -> bool:
+        """Sample the next token of `run` from row `idx` of the last decode's logits and emit the
+        text it completes. `reused`: prompt tokens taken from cached cells (reported in usage);
+        `n_cached`: cells the sequence holds now. True when the generation has finished (its
+        last step emitted); otherwise the token waits in `run.pending` for the next decode."""
         p, job = run.job.params, run.job
         logits = None
         if p.logprobs:

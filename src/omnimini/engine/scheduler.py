@@ -1,22 +1,44 @@
 """Continuous batching over one llama.cpp context: N sequence slots decoded together.
 
-Every step builds one `llama_decode` batch from the next token of every generating sequence plus
-chunks of prompts still being prefilled, so new requests join while others are mid-answer. Each
-sequence samples with its own sampler (its own temperature, seed, penalties, logit bias, grammar)
-from its own row of logits, and streams its own text.
+Every step decodes the next token of every generating sequence plus chunks of prompts still being
+prefilled, so new requests join while others are mid-answer. Each sequence samples with its own
+sampler (its own temperature, seed, penalties, logit bias, grammar) from its own row of logits, and
+streams its own text.
 
-Each slot has a KV buffer of its own (llama.cpp's non-unified KV cache, one stream per sequence), so
-a sequence's cells sit at the same places whether it runs alone or beside others, and attention
-sums in the same order: greedy output does not depend on load. (In a unified cache, cells of
-concurrent sequences interleave and the sums round differently; output drifted after a few tokens.)
+Load invariance: greedy output of a request is the same whether it runs alone or beside others,
+and with or without a prefix-cache hit. Three things make it so.
+- Each slot has a KV buffer of its own (llama.cpp's non-unified KV cache, one stream per sequence):
+  a sequence's cells sit at the same places whatever else runs, and cells of other sequences never
+  enter its attention sums (in a unified cache they interleave: 3 of 8 answers stayed the same).
+- Every token is computed by the same kernels whatever else is in the batch. On CPU, ggml's
+  attention matmuls over the F16 KV cache (K*Q and V*softmax) take llamafile's tinyBLAS when the
+  sequence has two or more tokens in the micro-batch and `ggml_vec_dot_f16` when it has one
+  (llamafile_sgemm returns false for n < 2: vendor/llama.cpp/ggml/src/ggml-cpu/llamafile/sgemm.cpp,
+  "only enable sgemm for prompt processing"); the two sum in different orders, so the results
+  differ in the last bits. Which one a prompt token got used to depend on load: llama.cpp splits a
+  batch over several streams into micro-batches of consecutive sequences with equal token counts
+  (`split_equal`, src/llama-batch.cpp), so a prompt decoded beside a generating sequence had its
+  first token computed alone. Now the generating sequences (one token each, always
+  `vec_dot`) go into one `llama_decode`, and every prompt chunk into one of its own, at least
+  MIN_CHUNK tokens long (always tinyBLAS; its per-element sums do not depend on the chunk's size).
+  The weight matmuls of the embedded model (Q4_1, and Q8_0 for the output) give every row the same
+  result at any batch size on this CPU (bench/ggml_row_invariance.sh, bench/batch_invariance.py,
+  docs/concurrency.md). Models with K-quant weights (Q4_K, Q6_K) are not covered: their repacked
+  and tiled kernels change a row's result with the number of rows.
+- A cache hit leaves at least MIN_CHUNK prompt tokens to compute, and cells of generated tokens
+  (computed one at a time) are dropped when the generation ends, so cached cells are always ones
+  a prompt chunk computed: the same values a cold request computes.
+`load_invariant=False` gives the older scheduling (one `llama_decode` per step, generated cells
+kept for the next turn of a conversation) for comparison.
 
-Prefix reuse: a slot keeps the KV cells of its last request, and a new request goes to the free slot
-whose cells share the longest prefix with its prompt. The prompt cache keeps more prefixes in host
-memory, as llama.cpp's server does with its `--cache-ram`: when admission is about to overwrite a
-slot's cells, they are first saved (`llama_state_seq_get_data`, a copy of the sequence's K and V),
-and a request whose prompt begins with a saved prefix, or with what another slot holds, gets those
-cells restored into its slot (`llama_state_seq_set_data`) instead of computing them again. The
-cache is bounded in entries and bytes and drops the least recently used entry first.
+Prefix reuse: a slot keeps the KV cells of its last request (of its prompt, in load-invariant
+mode), and a new request goes to the free slot whose cells share the longest prefix with its prompt.
+The prompt cache keeps more prefixes in host memory, as llama.cpp's server does with its
+`--cache-ram`: when admission is about to overwrite a slot's cells, they are first saved
+(`llama_state_seq_get_data`, a copy of the sequence's K and V), and a request whose prompt begins
+with a saved prefix, or with what another slot holds, gets those cells restored into its slot
+(`llama_state_seq_set_data`) instead of computing them again. The cache is bounded in entries and
+bytes and drops the least recently used entry first.
 """
 
 from __future__ import annotations
@@ -31,9 +53,10 @@ from typing import TYPE_CHECKING
 import llama_cpp
 
 from omnimini.engine.base import EngineError
+from omnimini.engine.cpu import GATE
 
 if TYPE_CHECKING:
-    from omnimini.engine.llama import LlamaEngine, _Job, _Run
+    from omnimini.engine.llama import Job, LlamaEngine, Run
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +64,10 @@ log = logging.getLogger(__name__)
 PROMPT_CACHE_MIN_TOKENS = 32
 # Host memory the prompt cache may hold in all (K and V of SmolLM2-135M: about 23 KB per token).
 PROMPT_CACHE_MAX_BYTES = 1 << 30
+# Load invariance: a prompt chunk of one token takes other kernels than a longer one (module
+# docstring), so in load-invariant mode no prompt chunk is shorter than this (unless the whole
+# prompt is).
+MIN_CHUNK = 2
 # Smoothing of the average time a request holds a slot, which estimates Retry-After for a full queue.
 SERVICE_TIME_EMA = 0.2
 
@@ -66,16 +93,18 @@ class Slot:
     seq_id: int
     cached: list[int] = field(default_factory=list)   # tokens whose KV cells this sequence holds
     last_used: float = 0.0
-    job: "_Job | None" = None
+    job: "Job | None" = None
     prefill_at: int = 0            # next prompt index to decode
     reused: int = 0                # prompt tokens taken from the cache
-    run: "_Run | None" = None      # the generation in progress
+    run: "Run | None" = None      # the generation in progress
     logits_index: int = -1         # row of this slot's logits in the last batch, or -1
 
 
 class Scheduler:
-    def __init__(self, engine: "LlamaEngine", n_slots: int, n_batch: int, cache_entries: int = 0):
+    def __init__(self, engine: "LlamaEngine", n_slots: int, n_batch: int, cache_entries: int = 0,
+                 invariant: bool = True):
         self.engine = engine
+        self.invariant = invariant      # greedy output independent of load and of cache hits
         self.slots = [Slot(seq_id=i) for i in range(n_slots)]
         self.cache: list[CacheEntry] = []
         self.cache_entries = cache_entries
@@ -89,10 +118,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------ admission
 
-    def _admit(self, job: "_Job") -> None:
+    def _admit(self, job: "Job") -> None:
         free = [s for s in self.slots if s.job is None]
         slot = max(free, key=lambda s: (common_prefix(s.cached, job.prompt), -s.last_used))
-        mem = self.engine._mem
+        mem = self.engine.memory
         reuse = common_prefix(slot.cached, job.prompt)
         donor, shared = self._donor(job.prompt, slot)
         if donor is None or shared < reuse + PROMPT_CACHE_MIN_TOKENS:
@@ -105,16 +134,18 @@ class Scheduler:
         if donor is not None:
             state = donor.state if isinstance(donor, CacheEntry) else self._snapshot(donor)
             llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, -1, -1)
-            if llama_cpp.llama_state_seq_set_data(self.engine._ctx, state, len(state), slot.seq_id):
+            if llama_cpp.llama_state_seq_set_data(self.engine.context, state, len(state), slot.seq_id):
                 reuse = shared
             else:                                  # could not restore: compute the prompt instead
                 log.warning("restoring a cached prefix of %d tokens failed", shared)
                 reuse = 0
-        reuse = min(reuse, len(job.prompt) - 1)       # the last prompt token must give logits
+        # The last prompt tokens must be computed (they give the logits); in load-invariant mode at
+        # least MIN_CHUNK of them, so that they are computed as they would be without the cache.
+        reuse = max(0, min(reuse, len(job.prompt) - (MIN_CHUNK if self.invariant else 1)))
         llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, reuse, -1)   # drop what follows the prefix
         slot.cached = job.prompt[:reuse]
         slot.job, slot.prefill_at, slot.reused = job, reuse, reuse
-        slot.run = self.engine._start_run(job)
+        slot.run = self.engine.begin_run(job)
         slot.last_used = time.monotonic()
 
     def _donor(self, prompt: list[int], slot: Slot) -> tuple["Slot | CacheEntry | None", int]:
@@ -122,15 +153,22 @@ class Scheduler:
         best: Slot | CacheEntry | None = None
         shared = 0
         for other in self.slots:
-            if other is not slot and (n := common_prefix(other.cached, prompt)) > shared:
+            if other is not slot and (n := common_prefix(self._reusable(other), prompt)) > shared:
                 best, shared = other, n
         for entry in self.cache:
             if (n := common_prefix(entry.tokens, prompt)) > shared:
                 best, shared = entry, n
         return best, shared
 
+    def _reusable(self, slot: Slot) -> list[int]:
+        """The tokens of `slot` whose cells another request may take: in load-invariant mode, not
+        those of an answer still being generated (see `_release`)."""
+        if self.invariant and slot.job is not None:
+            return slot.cached[:len(slot.job.prompt)]
+        return slot.cached
+
     def _snapshot(self, slot: Slot) -> "ctypes.Array[ctypes.c_ubyte]":
-        ctx = self.engine._ctx
+        ctx = self.engine.context
         size = llama_cpp.llama_state_seq_get_size(ctx, slot.seq_id)
         buf = (ctypes.c_ubyte * size)()
         llama_cpp.llama_state_seq_get_data(ctx, buf, size, slot.seq_id)
@@ -156,7 +194,13 @@ class Scheduler:
 
     def _release(self, slot: Slot) -> None:
         if slot.run is not None:
-            self.engine._end_run(slot.run)
+            self.engine.end_run(slot.run)
+        if self.invariant and slot.job is not None and len(slot.cached) > len(slot.job.prompt):
+            # Cells of generated tokens were computed one token at a time, which rounds otherwise
+            # than a prompt chunk: drop them, so that a later prompt that repeats this answer
+            # computes it as a prompt, exactly as it would without this slot's cells.
+            llama_cpp.llama_memory_seq_rm(self.engine.memory, slot.seq_id, len(slot.job.prompt), -1)
+            del slot.cached[len(slot.job.prompt):]
         now = time.monotonic()
         if slot.job is not None:
             self.service_time += SERVICE_TIME_EMA * (now - slot.last_used - self.service_time)
@@ -165,7 +209,7 @@ class Scheduler:
 
     # ------------------------------------------------------------------ the loop
 
-    def loop(self, jobs: "queue.Queue[_Job | None]") -> None:
+    def loop(self, jobs: "queue.Queue[Job | None]") -> None:
         while True:
             active = [s for s in self.slots if s.job is not None]
             free = len(self.slots) - len(active)
@@ -191,38 +235,71 @@ class Scheduler:
                     self._release(s)
             active = [s for s in self.slots if s.job is not None]
             if active:
+                GATE.yield_to_urgent()      # speech someone is waiting on goes first (engine/cpu.py)
                 self._step(active)
 
     def _step(self, active: list[Slot]) -> None:
-        b, n = self.batch, 0
-        added: list[tuple[Slot, list[int]]] = []
-        for s in active:                                  # decoding sequences first: one token each
-            if s.prefill_at >= len(s.job.prompt):
-                token = s.run.pending
-                self._put(n, token, len(s.cached), s.seq_id, True)
-                s.logits_index, n = n, n + 1
-                added.append((s, [token]))
-        for s in active:                                  # then prompt chunks, as room allows
-            if s.prefill_at < len(s.job.prompt) and n < self.n_batch:
-                chunk = s.job.prompt[s.prefill_at:s.prefill_at + self.n_batch - n]
-                last = s.prefill_at + len(chunk) == len(s.job.prompt)
-                for i, token in enumerate(chunk):
-                    self._put(n + i, token, len(s.cached) + i, s.seq_id, last and i == len(chunk) - 1)
-                s.logits_index = n + len(chunk) - 1 if last else -1
-                n += len(chunk)
-                s.prefill_at += len(chunk)
-                added.append((s, chunk))
-        b.n_tokens = n
-        rc = llama_cpp.llama_decode(self.engine._ctx, b)
+        """One step: the next token of every generating sequence, then prompt chunks as room allows.
+
+        Load-invariant mode (the default) decodes the generating sequences in one `llama_decode`
+        and each prompt chunk in a `llama_decode` of its own, every chunk at least MIN_CHUNK tokens
+        long (module docstring: why). Otherwise all of it goes into one `llama_decode`."""
+        decoding = [s for s in active if s.prefill_at >= len(s.job.prompt)]
+        prefilling = [s for s in active if s.prefill_at < len(s.job.prompt)]
+        batches: list[list[tuple[Slot, list[int]]]] = []
+        if decoding:
+            batches.append([(s, [s.run.pending]) for s in decoding])
+        room = self.n_batch - len(decoding)
+        for s in prefilling:
+            size = self._chunk_size(s, room)
+            if size:
+                chunk = (s, s.job.prompt[s.prefill_at:s.prefill_at + size])
+                if self.invariant or not batches:
+                    batches.append([chunk])
+                else:
+                    batches[0].append(chunk)
+                room -= size
+        for batch in batches:
+            if not self._decode(active, batch):
+                return
+
+    def _chunk_size(self, s: Slot, room: int) -> int:
+        """How many of `s`'s remaining prompt tokens to prefill now, with `room` tokens left."""
+        remaining = len(s.job.prompt) - s.prefill_at
+        size = min(room, remaining)
+        if not self.invariant or remaining < MIN_CHUNK:
+            return max(size, 0)
+        if remaining - size == 1:              # never leave a 1-token chunk for later
+            size -= 1
+        return size if size >= MIN_CHUNK else 0
+
+    def _decode(self, active: list[Slot], batch: list[tuple[Slot, list[int]]]) -> bool:
+        """Decode `batch` (slots with their tokens) in one `llama_decode`, then sample every slot
+        whose logits it produced. False when the decode failed (the step ends)."""
+        n = 0
+        for s, tokens in batch:
+            ends_prompt = s.prefill_at < len(s.job.prompt) and s.prefill_at + len(tokens) == len(s.job.prompt)
+            generating = s.prefill_at >= len(s.job.prompt)
+            for i, token in enumerate(tokens):
+                last = i == len(tokens) - 1
+                self._put(n + i, token, len(s.cached) + i, s.seq_id, last and (generating or ends_prompt))
+            s.logits_index = n + len(tokens) - 1 if (generating or ends_prompt) else -1
+            n += len(tokens)
+        self.batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.engine.context, self.batch)
         if rc != 0:
+            for s, _ in batch:
+                s.logits_index = -1
             self._decode_failed(active, rc)
-            return
-        for s, tokens in added:
+            return False
+        for s, tokens in batch:
             s.cached.extend(tokens)
-        for s in active:
+            if s.prefill_at < len(s.job.prompt):
+                s.prefill_at += len(tokens)
+        for s, _ in batch:
             if s.logits_index >= 0:
                 try:
-                    done = self.engine._advance(s.run, s.logits_index, s.reused, len(s.cached))
+                    done = self.engine.advance_run(s.run, s.logits_index, s.reused, len(s.cached))
                 except Exception as e:    # noqa: BLE001 - one bad sequence must not stop the others
                     log.exception("sampling failed")
                     s.job.emit(e)
@@ -230,6 +307,7 @@ class Scheduler:
                 s.logits_index = -1
                 if done:
                     self._release(s)
+        return True
 
     def _put(self, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
         b = self.batch
@@ -244,7 +322,7 @@ class Scheduler:
         request within n_ctx, so this is a safety net) or an error: fail the sequence that holds the
         most cells so that the others can go on."""
         log.warning("llama_decode returned %d with %d active sequences", rc, len(active))
-        mem = self.engine._mem
+        mem = self.engine.memory
         victim = max(active, key=lambda s: len(s.cached))
         victim.job.emit(_error(rc))
         llama_cpp.llama_memory_seq_rm(mem, victim.seq_id, -1, -1)
