@@ -23,6 +23,7 @@ the same request with a system prompt never seen (a nonce at its start), on omni
 from __future__ import annotations
 
 import argparse
+import shlex
 import asyncio
 import json
 import os
@@ -70,7 +71,7 @@ def peak_rss_mb(pid: int) -> float:
 
 class Server:
     def __init__(self, kind: str, gguf: Path, threads: int, parallel: int, n_ctx: int, llama_server: Path,
-                 tmp: Path):
+                 tmp: Path, extra: list[str] = ()):
         self.kind, port = kind, free_port()
         self.base = f"http://127.0.0.1:{port}"
         if kind == "omnimini":
@@ -82,7 +83,7 @@ class Server:
                                                       "context_length": n_ctx}]}))
             cmd = [sys.executable, "-m", "omnimini", "serve", "--port", str(port), "--threads", str(threads),
                    "--parallel", str(parallel), "--data-dir", str(tmp), "--models-file", str(models),
-                   "--preload", MODEL_NAME, "--log-level", "warning", "--queue-size", "1024"]
+                   "--preload", MODEL_NAME, "--log-level", "warning", "--queue-size", "1024", *extra]
         elif kind == "llama_cpp":
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_NAME,
                    "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
@@ -253,7 +254,9 @@ def main() -> None:
     ap.add_argument("--n-ctx", type=int, default=2048, help="context per slot")
     ap.add_argument("--servers", default="omnimini,llama_cpp,llama-server")
     ap.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER", str(DEFAULT_LLAMA_SERVER)))
-    ap.add_argument("--cache-reps", type=int, default=3)
+    ap.add_argument("--cache-reps", type=int, default=3, help="0 skips the cached-prefix measurement")
+    ap.add_argument("--omnimini-args", default="", help="extra `omnimini serve` flags, e.g. "
+                    "'--no-load-invariant' (shell-quoted)")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     args = ap.parse_args()
@@ -274,10 +277,11 @@ def main() -> None:
         for c in [int(x) for x in args.clients.split(",")]:
             row: dict[str, Any] = {}
             for kind in random.sample(kinds, len(kinds)):          # no server always goes first
-                srv = Server(kind, gguf, args.threads, c, args.n_ctx, Path(args.llama_server), Path(tmp))
+                srv = Server(kind, gguf, args.threads, c, args.n_ctx, Path(args.llama_server), Path(tmp),
+                             shlex.split(args.omnimini_args))
                 try:
                     row[kind] = asyncio.run(load(srv.base, c, args.requests_per_client, args.max_tokens, bias))
-                    if kind == "omnimini" and c == 1:
+                    if kind == "omnimini" and c == 1 and args.cache_reps > 0:
                         results["cache"] = asyncio.run(cached_ttft(srv.base, bias, args.cache_reps))
                 except Exception:
                     srv.log.flush()

@@ -40,6 +40,8 @@ def serve(
     parallel: Optional[int] = typer.Option(None, help=_help("parallel") + " (env OMNIMINI_PARALLEL)"),
     queue_size: Optional[int] = typer.Option(None, help=_help("queue_size") + " (env OMNIMINI_QUEUE_SIZE)"),
     prompt_cache: Optional[int] = typer.Option(None, help=_help("prompt_cache") + " (env OMNIMINI_PROMPT_CACHE)"),
+    load_invariant: Optional[bool] = typer.Option(None, "--load-invariant/--no-load-invariant",
+                                                  help=_help("load_invariant") + " (env OMNIMINI_LOAD_INVARIANT)"),
     preload: list[str] = typer.Option([], "--preload", help=_help("preload")),
     max_request_bytes: Optional[int] = typer.Option(None, help=_help("max_request_bytes")
                                                     + " (env OMNIMINI_MAX_REQUEST_BYTES)"),
@@ -55,7 +57,7 @@ def serve(
 
     s = _settings(host=host, port=port, data_dir=data_dir, models_file=models_file, models=model,
                   threads=threads, context_size=context_size, preload=preload, log_level=log_level, parallel=parallel,
-                  queue_size=queue_size, prompt_cache=prompt_cache,
+                  queue_size=queue_size, prompt_cache=prompt_cache, load_invariant=load_invariant,
                   max_request_bytes=max_request_bytes, auth=auth, database_url=database_url)
     from omnimini.server.platform import Platform, is_loopback
     if s.auth is None and not is_loopback(s.host):
@@ -65,7 +67,8 @@ def serve(
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime.build(s.catalog(), data_dir=s.data_path, n_threads=s.threads,
                             context_size=s.context_size, parallel=s.parallel,
-                            queue_size=s.queue_size, prompt_cache=s.prompt_cache)
+                            queue_size=s.queue_size, prompt_cache=s.prompt_cache,
+                            load_invariant=s.load_invariant)
     console.print(f"[bold]omnimini[/bold] serving {', '.join(runtime.catalog.names())} "
                   f"on http://{s.host}:{s.port}/v1")
     platform = Platform.open(s, auth=bool(s.auth))     # store (migrated), keys, limits, files, batches

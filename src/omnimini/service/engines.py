@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Engines:
     def __init__(self, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
                  context_size: int | None = None, parallel: int = 1, queue_size: int = DEFAULT_MAX_QUEUE,
-                 prompt_cache: int = DEFAULT_PROMPT_CACHE):
+                 prompt_cache: int = DEFAULT_PROMPT_CACHE, load_invariant: bool = True):
         self.catalog = catalog
         self.data_dir = data_dir
         self.n_threads = n_threads
@@ -27,6 +27,7 @@ class Engines:
         self.parallel = parallel
         self.queue_size = queue_size
         self.prompt_cache = prompt_cache
+        self.load_invariant = load_invariant
         self._chat: dict[str, Engine] = {}
         self._embed: dict[str, MiniLMEmbedder] = {}
         self._lock = asyncio.Lock()
@@ -46,7 +47,8 @@ class Engines:
             log.info("loading %s (n_ctx=%d)", spec.id, n_ctx)
             engine = LlamaEngine(self._path(spec), n_ctx=n_ctx, n_threads=self.n_threads,
                                  chat_template=spec.chat_template, slots=self.parallel,
-                                 max_queue=self.queue_size, prompt_cache=self.prompt_cache)
+                                 max_queue=self.queue_size, prompt_cache=self.prompt_cache,
+                                 load_invariant=self.load_invariant)
             self._chat[spec.id] = engine
         return engine
 

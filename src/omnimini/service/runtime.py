@@ -27,7 +27,7 @@ class Runtime:
     @classmethod
     def build(cls, catalog: Catalog, *, data_dir: Path, n_threads: int | None = None,
               context_size: int | None = None, parallel: int = 1, **engine_options: int) -> "Runtime":
-        """engine_options: queue_size, prompt_cache (see Engines)."""
+        """engine_options: queue_size, prompt_cache, load_invariant (see Engines)."""
         engines = Engines(catalog, data_dir=data_dir, n_threads=n_threads, context_size=context_size,
                           parallel=parallel, **engine_options)
         speech = Speech(catalog, data_dir, n_threads or 2)
