@@ -91,10 +91,15 @@ class Engine(abc.ABC):
             tokens += self.tokenize(piece.text, special=piece.special, add_bos=add_bos and i == 0)
         return tokens
 
-    def check_capacity(self) -> None:
+    def check_capacity(self, generations: int = 1) -> None:
         """Raise RateLimitExceeded (429 + Retry-After) when the queue of generations waiting for
         this model is full. Called before a response starts, so a streaming client gets a real 429.
-        One request's own generations (n, best_of, prompt lists) are not refused half-way."""
+        One request's own generations (n, best_of, prompt lists) are not refused half-way: room for
+        all `generations` is held from this check until each is submitted."""
+
+    def release_capacity(self, generations: int = 1) -> None:
+        """A request that passed check_capacity will not generate after all (refused by a rate
+        limit, or gone): give back the room it held."""
 
     @abc.abstractmethod
     def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Step]:

@@ -15,6 +15,8 @@ import logging
 import os
 import queue
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Callable
@@ -37,6 +39,10 @@ DEFAULT_SLOTS = 1
 # Requests waiting for a slot before new ones get 429 + Retry-After (llama.cpp's server and vLLM
 # queue without bound; a bounded queue tells clients to back off instead of timing out).
 DEFAULT_MAX_QUEUE = 64
+# Room in the queue is held for a request from check_capacity until its generations are submitted,
+# so that requests checked at the same moment cannot all pass on the same free place. Room held by
+# a request that never submits (its client left between the two) is given back after this long.
+RESERVATION_TTL_S = 30.0
 # Prefixes of past requests kept in host memory (engine/scheduler.py: the prompt cache).
 DEFAULT_PROMPT_CACHE = 8
 MIN_HELPER_CTX = 64
@@ -116,6 +122,8 @@ class LlamaEngine(Engine):
         self._closing: tuple[list[int], list[int]] | None = None
         self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant)
         self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._held: deque[float] = deque()            # deadlines of room held by check_capacity
+        self._held_lock = threading.Lock()
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
         self._thread.start()
 
@@ -182,7 +190,10 @@ class LlamaEngine(Engine):
                 job.cancelled.set()
 
         job = Job(list(prompt), params, emit)
-        self._jobs.put(job)
+        with self._held_lock:                 # the room held for it is now taken by the job itself
+            if self._held:
+                self._held.popleft()
+            self._jobs.put(job)
         try:
             while True:
                 item = await steps.get()
@@ -194,13 +205,24 @@ class LlamaEngine(Engine):
         finally:
             job.cancelled.set()
 
-    def check_capacity(self) -> None:
-        waiting = self._jobs.qsize()
-        if waiting >= self.max_queue:
-            raise RateLimitExceeded(
-                f"The server is busy: {waiting} requests are already waiting for this model "
-                f"(queue size {self.max_queue}). Retry after the time in the Retry-After header.",
-                retry_after=self._scheduler.retry_after(waiting), code="queue_full")
+    def check_capacity(self, generations: int = 1) -> None:
+        with self._held_lock:
+            now = time.monotonic()
+            while self._held and self._held[0] < now:          # held by requests that never came
+                self._held.popleft()
+            # Generations queued or about to be, beyond the slots free to take them now.
+            waiting = max(0, self._jobs.qsize() + len(self._held) - self._scheduler.free_slots())
+            if waiting >= self.max_queue:
+                raise RateLimitExceeded(
+                    f"The server is busy: {waiting} requests are already waiting for this model "
+                    f"(queue size {self.max_queue}). Retry after the time in the Retry-After header.",
+                    retry_after=self._scheduler.retry_after(waiting), code="queue_full")
+            self._held.extend([now + RESERVATION_TTL_S] * generations)
+
+    def release_capacity(self, generations: int = 1) -> None:
+        with self._held_lock:
+            for _ in range(min(generations, len(self._held))):
+                self._held.pop()
 
     def _worker(self) -> None:
         self._scheduler.loop(self._jobs)

@@ -112,6 +112,10 @@ class Scheduler:
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.service_time = 1.0         # seconds a request holds a slot, smoothed
 
+    def free_slots(self) -> int:
+        """Slots with no job (read from other threads: a moment's snapshot is all admission needs)."""
+        return sum(1 for s in self.slots if s.job is None)
+
     def retry_after(self, waiting: int) -> float:
         """Seconds until a request queued behind `waiting` others would likely start."""
         return self.service_time * (waiting + 1) / len(self.slots)
@@ -242,14 +246,21 @@ class Scheduler:
         """One step: the next token of every generating sequence, then prompt chunks as room allows.
 
         Load-invariant mode (the default) decodes the generating sequences in one `llama_decode`
-        and each prompt chunk in a `llama_decode` of its own, every chunk at least MIN_CHUNK tokens
-        long (module docstring: why). Otherwise all of it goes into one `llama_decode`."""
+        and the prompt chunks in another (equal chunks, see _equal_chunks), or one call each, every
+        chunk at least MIN_CHUNK tokens long (module docstring: why). Otherwise all of it goes into
+        one `llama_decode`."""
         decoding = [s for s in active if s.prefill_at >= len(s.job.prompt)]
         prefilling = [s for s in active if s.prefill_at < len(s.job.prompt)]
         batches: list[list[tuple[Slot, list[int]]]] = []
         if decoding:
             batches.append([(s, [s.run.pending]) for s in decoding])
         room = self.n_batch - len(decoding)
+        if self.invariant and len(prefilling) > 1:
+            group, size = self._equal_chunks(prefilling, room)
+            if group:
+                batches.append([(s, s.job.prompt[s.prefill_at:s.prefill_at + size]) for s in group])
+                room -= size * len(group)
+                prefilling = [s for s in prefilling if s not in group]
         for s in prefilling:
             size = self._chunk_size(s, room)
             if size:
@@ -262,6 +273,20 @@ class Scheduler:
         for batch in batches:
             if not self._decode(active, batch):
                 return
+
+    def _equal_chunks(self, prefilling: list[Slot], room: int) -> tuple[list[Slot], int]:
+        """Prompts to prefill together in one `llama_decode`, and the chunk size each gets.
+
+        Equal chunks of at least MIN_CHUNK tokens: llama.cpp's `split_equal` keeps sequences with
+        the same token count in one micro-batch, so every sequence still has >= 2 tokens there (the
+        tinyBLAS path, module docstring), and one call computes all of them instead of one call per
+        prompt, which left the generating sequences waiting behind a series of calls."""
+        remaining = {id(s): len(s.job.prompt) - s.prefill_at for s in prefilling}
+        size = min(room // len(prefilling), min(remaining.values()))
+        group = [s for s in prefilling if remaining[id(s)] - size != 1]   # never leave a 1-token tail
+        if size < MIN_CHUNK or len(group) < 2:
+            return [], 0
+        return group, size
 
     def _chunk_size(self, s: Slot, room: int) -> int:
         """How many of `s`'s remaining prompt tokens to prefill now, with `room` tokens left."""

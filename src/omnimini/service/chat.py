@@ -106,8 +106,12 @@ class ChatService:
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
         """Validate and render the request, then admit it: queue room, the key's limits."""
         p = await self.render(req)
-        p.engine.check_capacity()
-        await admit(p.spec, len(p.prompt), sum(x.max_tokens for x in p.params))   # key's models, RPM/TPM
+        p.engine.check_capacity(len(p.params))
+        try:
+            await admit(p.spec, len(p.prompt), sum(x.max_tokens for x in p.params))   # key's models, RPM/TPM
+        except BaseException:
+            p.engine.release_capacity(len(p.params))
+            raise
         return p
 
     async def render(self, req: ChatCompletionRequest) -> PreparedChat:

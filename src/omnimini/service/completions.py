@@ -92,8 +92,12 @@ class CompletionService:
                                          logprobs=req.logprobs is not None or best_of > n,
                                          top_logprobs=req.logprobs or 0)
                 jobs.append(_Job(pi * best_of + k, tokens, text, params))
-        engine.check_capacity()
-        await admit(spec, prompt_tokens, sum(j.params.max_tokens for j in jobs))   # key's models, RPM/TPM
+        engine.check_capacity(len(jobs))
+        try:
+            await admit(spec, prompt_tokens, sum(j.params.max_tokens for j in jobs))   # key's models, RPM/TPM
+        except BaseException:
+            engine.release_capacity(len(jobs))
+            raise
         return PreparedCompletion(req, spec, engine, jobs, n, prompt_tokens, new_id("cmpl-"), now(),
                                   fingerprint(spec.id, "llama.cpp", llama_cpp.__version__))
 
