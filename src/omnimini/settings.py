@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     context_size: int | None = Field(None, ge=64, description="Cap on every chat model's context "
                                      "length in tokens (default: each model's own).")
     parallel: int = Field(1, ge=1, le=64, description="Sequences each chat model decodes together in one "
-                          "batch (continuous batching). More gives more throughput under load; 1 keeps "
-                          "greedy output independent of load.")
+                          "batch (continuous batching). More gives more throughput under load; greedy "
+                          "output stays independent of load (see load_invariant).")
     queue_size: int = Field(64, ge=1, description="Requests that may wait for a free slot, per chat model; "
                             "beyond that a request gets 429 with Retry-After.")
     prompt_cache: int = Field(8, ge=0, le=64, description="Prompt prefixes of past requests kept in the KV "
