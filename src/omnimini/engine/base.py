@@ -8,8 +8,9 @@ batching scheduler or a vLLM backend replaces the llama.cpp one behind this same
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 
 class EngineError(RuntimeError):
@@ -64,6 +65,27 @@ class Piece:
     special: bool
 
 
+class Hold:
+    """Room in a model's queue held for one request, from its capacity check until each of its
+    generations is submitted. `release()` ends the request's claim: room not used is given back,
+    and generations still queued or running are cancelled (the client is gone). The server calls
+    it when a response ends, also when the client left before the answer began; a hold that is
+    freed or grows old (engine) counts for nothing either."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.since = time.monotonic()
+        self.cancels: list[Callable[[], None]] = []      # one per submitted generation
+
+    def release(self) -> None:
+        self.n = 0
+        for cancel in self.cancels:
+            cancel()
+
+    def __del__(self) -> None:
+        self.n = 0
+
+
 class Engine(abc.ABC):
     """One loaded chat model."""
 
@@ -91,18 +113,16 @@ class Engine(abc.ABC):
             tokens += self.tokenize(piece.text, special=piece.special, add_bos=add_bos and i == 0)
         return tokens
 
-    def check_capacity(self, generations: int = 1) -> None:
+    def check_capacity(self, generations: int = 1) -> "Hold | None":
         """Raise RateLimitExceeded (429 + Retry-After) when the queue of generations waiting for
         this model is full. Called before a response starts, so a streaming client gets a real 429.
-        One request's own generations (n, best_of, prompt lists) are not refused half-way: room for
-        all `generations` is held from this check until each is submitted."""
-
-    def release_capacity(self, generations: int = 1) -> None:
-        """A request that passed check_capacity will not generate after all (refused by a rate
-        limit, or gone): give back the room it held."""
+        One request's own generations (n, best_of, prompt lists) are not refused half-way: the room
+        for all `generations` is held (the Hold returned) until each is submitted to `generate`."""
+        return None
 
     @abc.abstractmethod
-    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Step]:
+    def generate(self, prompt: list[int], params: SamplingParams,
+                 hold: "Hold | None" = None) -> AsyncIterator[Step]:
         """Stream the completion of `prompt`. Closing the iterator cancels the generation."""
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from collections import deque
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Callable
@@ -24,7 +24,7 @@ from typing import AsyncIterator, Callable
 import llama_cpp
 import numpy as np
 
-from omnimini.engine.base import Engine, EngineError, Piece, SamplingParams, Step, TokenInfo
+from omnimini.engine.base import Engine, EngineError, Hold, Piece, SamplingParams, Step, TokenInfo
 from omnimini.engine.scheduler import Scheduler
 from omnimini.engine.template import CHATML_TEMPLATE, ChatTemplate
 from omnimini.engine.textstream import TextStream
@@ -39,10 +39,11 @@ DEFAULT_SLOTS = 1
 # Requests waiting for a slot before new ones get 429 + Retry-After (llama.cpp's server and vLLM
 # queue without bound; a bounded queue tells clients to back off instead of timing out).
 DEFAULT_MAX_QUEUE = 64
-# Room in the queue is held for a request from check_capacity until its generations are submitted,
-# so that requests checked at the same moment cannot all pass on the same free place. Room held by
-# a request that never submits (its client left between the two) is given back after this long.
-RESERVATION_TTL_S = 30.0
+# A request holds queue room from its capacity check until its generations are queued (normally
+# milliseconds: the key's limits, then the start of the response). A hold this old belongs to a
+# request whose client left in between, and stops counting even if it was not freed yet.
+HOLD_TTL_S = 5.0
+
 # Prefixes of past requests kept in host memory (engine/scheduler.py: the prompt cache).
 DEFAULT_PROMPT_CACHE = 8
 MIN_HELPER_CTX = 64
@@ -122,8 +123,8 @@ class LlamaEngine(Engine):
         self._closing: tuple[list[int], list[int]] | None = None
         self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant)
         self._jobs: queue.Queue[Job | None] = queue.Queue()
-        self._held: deque[float] = deque()            # deadlines of room held by check_capacity
-        self._held_lock = threading.Lock()
+        self._holds: weakref.WeakSet[Hold] = weakref.WeakSet()   # admitted, not yet queued
+        self._held_lock = threading.RLock()          # RLock: a Hold freed by the GC may give back inside
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
         self._thread.start()
 
@@ -177,7 +178,8 @@ class LlamaEngine(Engine):
 
     # ------------------------------------------------------------------ generation
 
-    async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Step]:
+    async def generate(self, prompt: list[int], params: SamplingParams,
+                       hold: Hold | None = None) -> AsyncIterator[Step]:
         if not prompt:
             raise EngineError("empty prompt")
         loop = asyncio.get_running_loop()
@@ -191,8 +193,9 @@ class LlamaEngine(Engine):
 
         job = Job(list(prompt), params, emit)
         with self._held_lock:                 # the room held for it is now taken by the job itself
-            if self._held:
-                self._held.popleft()
+            if hold is not None:
+                hold.n = max(0, hold.n - 1)
+                hold.cancels.append(job.cancelled.set)
             self._jobs.put(job)
         try:
             while True:
@@ -205,24 +208,25 @@ class LlamaEngine(Engine):
         finally:
             job.cancelled.set()
 
-    def check_capacity(self, generations: int = 1) -> None:
+    def check_capacity(self, generations: int = 1) -> Hold:
         with self._held_lock:
             now = time.monotonic()
-            while self._held and self._held[0] < now:          # held by requests that never came
-                self._held.popleft()
-            # Generations queued or about to be, beyond the slots free to take them now.
-            waiting = max(0, self._jobs.qsize() + len(self._held) - self._scheduler.free_slots())
+            # Room held by requests admitted but not yet queued; a hold older than HOLD_TTL_S
+            # belongs to a request whose client left before its answer started: it no longer counts.
+            held = sum(h.n for h in list(self._holds) if now - h.since < HOLD_TTL_S)
+            # Generations queued or about to be, beyond the slots free to take them now. Queued jobs
+            # whose client has left wait to be skipped, and count for nothing.
+            with self._jobs.mutex:
+                queued = sum(1 for j in self._jobs.queue if j is not None and not j.cancelled.is_set())
+            waiting = max(0, queued + held - self._scheduler.free_slots())
             if waiting >= self.max_queue:
                 raise RateLimitExceeded(
                     f"The server is busy: {waiting} requests are already waiting for this model "
                     f"(queue size {self.max_queue}). Retry after the time in the Retry-After header.",
                     retry_after=self._scheduler.retry_after(waiting), code="queue_full")
-            self._held.extend([now + RESERVATION_TTL_S] * generations)
-
-    def release_capacity(self, generations: int = 1) -> None:
-        with self._held_lock:
-            for _ in range(min(generations, len(self._held))):
-                self._held.pop()
+            hold = Hold(generations)
+            self._holds.add(hold)
+            return hold
 
     def _worker(self) -> None:
         self._scheduler.loop(self._jobs)

@@ -58,7 +58,10 @@ def create_app(runtime: Runtime, *, preload: list[str] | None = None,
         if not req.stream:
             return JSONResponse((await runtime.chat.complete(prepared)).model_dump())
         include_usage = prepared.include_usage
-        return sse_response(c.wire(include_usage) async for c in runtime.chat.stream(prepared))
+        # the queue room held since admission is given back even if the client leaves before
+        # the answer starts (engine/base.py Hold)
+        return sse_response((c.wire(include_usage) async for c in runtime.chat.stream(prepared)),
+                            on_close=prepared.hold.release if prepared.hold else None)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
@@ -66,8 +69,9 @@ def create_app(runtime: Runtime, *, preload: list[str] | None = None,
         if not req.stream:
             return JSONResponse((await runtime.completions.complete(prepared)).model_dump())
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return sse_response(c.model_dump(exclude=None if include_usage else {"usage"})
-                            async for c in runtime.completions.stream(prepared))
+        return sse_response((c.model_dump(exclude=None if include_usage else {"usage"})
+                             async for c in runtime.completions.stream(prepared)),
+                            on_close=prepared.hold.release if prepared.hold else None)
 
     @app.post("/v1/embeddings")
     async def embeddings(req: EmbeddingRequest):

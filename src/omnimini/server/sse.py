@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from omnimini.protocol.errors import APIError, error_body
 
@@ -31,5 +32,8 @@ async def _frames(payloads: AsyncIterator[dict[str, Any]]) -> AsyncIterator[byte
     yield b"data: [DONE]\n\n"
 
 
-def sse_response(payloads: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    return StreamingResponse(_frames(payloads), media_type="text/event-stream", headers=SSE_HEADERS)
+def sse_response(payloads: AsyncIterator[dict[str, Any]],
+                 on_close: Callable[[], None] | None = None) -> StreamingResponse:
+    """on_close runs when the response has ended, also when the client left mid-stream."""
+    return StreamingResponse(_frames(payloads), media_type="text/event-stream", headers=SSE_HEADERS,
+                             background=BackgroundTask(on_close) if on_close else None)

@@ -14,7 +14,7 @@ from typing import AsyncIterator
 import llama_cpp
 
 from omnimini.access.context import admit, report
-from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
+from omnimini.engine.base import Engine, Hold, SamplingParams, Step, TokenInfo
 from omnimini.engine.template import TemplateRenderError
 from omnimini.hierarchy.conversation import Turn, conversation
 from omnimini.hierarchy.guard import LeakGuard
@@ -48,6 +48,7 @@ class PreparedChat:
     created: int
     fingerprint: str
     guard: LeakGuard | None = None        # the output guard of the instruction hierarchy, if on
+    hold: Hold | None = None              # queue room held since admission (engine/base.py)
 
     @property
     def include_usage(self) -> bool:
@@ -106,11 +107,13 @@ class ChatService:
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
         """Validate and render the request, then admit it: queue room, the key's limits."""
         p = await self.render(req)
-        p.engine.check_capacity(len(p.params))
+        # Queue room is held from here until the generations are submitted (engine/base.py Hold).
+        p.hold = p.engine.check_capacity(len(p.params))
         try:
             await admit(p.spec, len(p.prompt), sum(x.max_tokens for x in p.params))   # key's models, RPM/TPM
         except BaseException:
-            p.engine.release_capacity(len(p.params))
+            if p.hold:
+                p.hold.release()
             raise
         return p
 
@@ -151,7 +154,7 @@ class ChatService:
                             fingerprint(spec.id, "llama.cpp", llama_cpp.__version__), guard=defended.guard)
 
     def _generations(self, p: PreparedChat) -> AsyncIterator[tuple[int, Step]]:
-        return interleave([p.engine.generate(p.prompt, params) for params in p.params])
+        return interleave([p.engine.generate(p.prompt, params, p.hold) for params in p.params])
 
     async def complete(self, p: PreparedChat) -> ChatCompletion:
         n = len(p.params)
@@ -199,8 +202,13 @@ class ChatService:
         n = len(p.params)
         parsers = [p.parser() for _ in range(n)]
         guards = [guard_stream(p.guard, i) for i in range(n)]      # held back until checked clean
-        for i in range(n):
-            yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
+        try:
+            for i in range(n):
+                yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
+        except GeneratorExit:              # the client left before the answer began: free its room
+            if p.hold:
+                p.hold.release()
+            raise
         finals: list[Step | None] = [None] * n
         latest: list[Step | None] = [None] * n     # running counts, for a client that leaves early
         try:

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 import llama_cpp
 
 from omnimini.access.context import admit, report
-from omnimini.engine.base import Engine, SamplingParams, Step, TokenInfo
+from omnimini.engine.base import Engine, Hold, SamplingParams, Step, TokenInfo
 from omnimini.models.catalog import Catalog, ModelSpec
 from omnimini.protocol.common import Usage, as_batch
 from omnimini.protocol.completions import (Completion, CompletionChoice, CompletionRequest,
@@ -39,6 +39,7 @@ class PreparedCompletion:
     id: str
     created: int
     fingerprint: str
+    hold: Hold | None = None    # queue room held since admission (engine/base.py)
 
 
 def _prompts(req: CompletionRequest, engine: Engine) -> list[tuple[list[int], str]]:
@@ -92,17 +93,18 @@ class CompletionService:
                                          logprobs=req.logprobs is not None or best_of > n,
                                          top_logprobs=req.logprobs or 0)
                 jobs.append(_Job(pi * best_of + k, tokens, text, params))
-        engine.check_capacity(len(jobs))
+        hold = engine.check_capacity(len(jobs))       # queue room, held until submitted (engine/base.py)
         try:
             await admit(spec, prompt_tokens, sum(j.params.max_tokens for j in jobs))   # key's models, RPM/TPM
         except BaseException:
-            engine.release_capacity(len(jobs))
+            if hold:
+                hold.release()
             raise
         return PreparedCompletion(req, spec, engine, jobs, n, prompt_tokens, new_id("cmpl-"), now(),
-                                  fingerprint(spec.id, "llama.cpp", llama_cpp.__version__))
+                                  fingerprint(spec.id, "llama.cpp", llama_cpp.__version__), hold)
 
     def _run(self, p: PreparedCompletion) -> AsyncIterator[tuple[int, Step]]:
-        return interleave([p.engine.generate(j.prompt, j.params) for j in p.jobs])
+        return interleave([p.engine.generate(j.prompt, j.params, p.hold) for j in p.jobs])
 
     async def complete(self, p: PreparedCompletion) -> Completion:
         texts = {j.index: "" for j in p.jobs}
