@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import time
 
 import pytest
 
@@ -33,3 +34,21 @@ def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'omnimini.db'}"
     return request.getfixturevalue("pg_server").fresh_database(f"t{next(_names)}")
+
+
+def usage_rows(store, n: int, *where, timeout: float = 20) -> list:
+    """The usage rows matching `where` (SQLAlchemy conditions on UsageRecord), oldest first, once
+    there are at least n or `timeout` passed. The server writes a row after a response's last byte,
+    so a test that has just read a response must wait for it."""
+    from sqlalchemy import select
+
+    from omnimini.metering.tables import UsageRecord
+    deadline = time.monotonic() + timeout
+    while True:
+        with store.read() as s:
+            rows = list(s.scalars(select(UsageRecord).where(*where).order_by(UsageRecord.id)))
+            for r in rows:
+                s.expunge(r)
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)

@@ -9,13 +9,12 @@ Loads Whisper and Piper: run under the shared lock
 
 from __future__ import annotations
 
-import time
 
 import openai
 import pytest
-from sqlalchemy import select
 
 from conftest import LiveServer
+from store_fixtures import usage_rows
 from omnimini.access.keys import Keys
 from omnimini.metering.tables import UsageRecord
 from omnimini.models.catalog import SPEECH_PRICES, SPEECH_SNAPSHOT, TRANSCRIBE_PRICES, TRANSCRIBE_SNAPSHOT
@@ -44,20 +43,10 @@ def speak(client: openai.OpenAI, text: str = SENTENCE) -> bytes:
     return client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="wav").content
 
 
-def rows(env, key: str, endpoint: str, n: int, timeout: float = 20) -> list[UsageRecord]:
-    """The key's usage rows for `endpoint`, once there are n: rows are written after the last byte."""
+def rows(env, key: str, endpoint: str, n: int) -> list[UsageRecord]:
+    """The key's usage rows for `endpoint`, once there are n."""
     key_id = Keys(env["store"]).find(key).id
-    deadline = time.monotonic() + timeout
-    while True:
-        with env["store"].read() as s:
-            found = list(s.scalars(select(UsageRecord).where(UsageRecord.key_id == key_id,
-                                                             UsageRecord.endpoint == endpoint)
-                                   .order_by(UsageRecord.id)))
-            for r in found:
-                s.expunge(r)
-        if len(found) >= n or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    return usage_rows(env["store"], n, UsageRecord.key_id == key_id, UsageRecord.endpoint == endpoint)
 
 
 def test_transcription_and_speech_write_usage_rows(env):

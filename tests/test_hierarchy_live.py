@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
 import pytest
-from sqlalchemy import select
 
 from conftest import LiveServer
+from store_fixtures import usage_rows
 from omnimini.access.keys import Keys
 from omnimini.hierarchy.guard import REFUSAL, squash
 from omnimini.metering.tables import UsageRecord
@@ -54,14 +53,8 @@ def ask(client, stream: bool, messages, **kw) -> str:
                    if c.choices)
 
 
-def usage_rows(env, n: int) -> list[UsageRecord]:
-    deadline = time.monotonic() + 10          # a row is written after the response's last byte
-    while True:
-        with env["store"].read() as s:
-            rows = list(s.scalars(select(UsageRecord).order_by(UsageRecord.id)))
-        if len(rows) >= n or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
+def all_usage_rows(env, n: int) -> list[UsageRecord]:
+    return usage_rows(env["store"], n, timeout=10)
 
 
 def test_output_guard_streamed_and_whole_and_per_key(env):
@@ -74,7 +67,7 @@ def test_output_guard_streamed_and_whole_and_per_key(env):
     for text in guarded:
         assert "porcupine" not in squash(text), guarded
         assert text.endswith(REFUSAL), guarded
-    rows = usage_rows(env, 4)
+    rows = all_usage_rows(env, 4)
     flagged = [json.loads(r.interventions) for r in rows if r.interventions]
     assert len(flagged) == 2 and all(f[0]["guard"] == "output_guard" for f in flagged)
     assert any(f[0].get("streaming") for f in flagged)
@@ -99,7 +92,7 @@ def test_a_guarded_benign_stream_flows_as_it_is_generated(env):
 
 def test_benign_answers_pass_and_tool_injections_are_screened(env):
     client = sdk(env, "full")
-    before = len(usage_rows(env, 0))
+    before = len(all_usage_rows(env, 0))
     benign = ask(client, False, [{"role": "system", "content": SYSTEM},
                                  {"role": "user", "content": "What is the capital of France?"}])
     assert benign and benign != REFUSAL
@@ -111,7 +104,7 @@ def test_benign_answers_pass_and_tool_injections_are_screened(env):
     ask(client, False, messages)
     # Rows are written after each response's last byte, so they may land late and in any order:
     # wait for both of this test's rows, then find the screened one.
-    rows = usage_rows(env, before + 2)[before:]
+    rows = all_usage_rows(env, before + 2)[before:]
     marked = [json.loads(r.interventions) for r in rows if r.interventions and '"screen"' in r.interventions]
     assert len(marked) == 1, [r.interventions for r in rows]
     screened = marked[0]

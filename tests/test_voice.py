@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
+from store_fixtures import usage_rows
 from omnimini.engine.audio import decode, wav_bytes
 from omnimini.service.audio_reply import ClauseCutter
 from omnimini.voice.vad import EnergyVAD
@@ -85,23 +86,11 @@ def test_voice_socket_answers_a_spoken_question(server, client, question):
     assert chat[1].prompt_tokens > chat[0].prompt_tokens          # the second turn carries the first
 
 
-def voice_rows(server, n: int, since: float, timeout: float = 20) -> list:
-    from sqlalchemy import select
-
+def voice_rows(server, n: int, since: float) -> list:
     from omnimini.metering.tables import UsageRecord
     from omnimini.store import Store, default_url
     store = Store.open(default_url(server.log_path.parent / "data"))
-    deadline = time.monotonic() + timeout
-    while True:
-        with store.read() as s:
-            rows = list(s.scalars(select(UsageRecord).where(UsageRecord.endpoint == "/v1/voice",
-                                                            UsageRecord.created_at >= since)
-                                  .order_by(UsageRecord.id)))
-            for r in rows:
-                s.expunge(r)
-        if len(rows) >= n or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
+    return usage_rows(store, n, UsageRecord.endpoint == "/v1/voice", UsageRecord.created_at >= since)
 
 
 def test_server_vad_ends_the_turn(server, question):
