@@ -82,9 +82,6 @@ class Hold:
         for cancel in self.cancels:
             cancel()
 
-    def __del__(self) -> None:
-        self.n = 0
-
 
 class Engine(abc.ABC):
     """One loaded chat model."""

@@ -124,7 +124,7 @@ class LlamaEngine(Engine):
         self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant)
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._holds: weakref.WeakSet[Hold] = weakref.WeakSet()   # admitted, not yet queued
-        self._held_lock = threading.RLock()          # RLock: a Hold freed by the GC may give back inside
+        self._holds_lock = threading.Lock()
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
         self._thread.start()
 
@@ -192,7 +192,7 @@ class LlamaEngine(Engine):
                 job.cancelled.set()
 
         job = Job(list(prompt), params, emit)
-        with self._held_lock:                 # the room held for it is now taken by the job itself
+        with self._holds_lock:                 # the room held for it is now taken by the job itself
             if hold is not None:
                 hold.n = max(0, hold.n - 1)
                 hold.cancels.append(job.cancelled.set)
@@ -209,7 +209,7 @@ class LlamaEngine(Engine):
             job.cancelled.set()
 
     def check_capacity(self, generations: int = 1) -> Hold:
-        with self._held_lock:
+        with self._holds_lock:
             now = time.monotonic()
             # Room held by requests admitted but not yet queued; a hold older than HOLD_TTL_S
             # belongs to a request whose client left before its answer started: it no longer counts.

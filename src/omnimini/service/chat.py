@@ -202,13 +202,8 @@ class ChatService:
         n = len(p.params)
         parsers = [p.parser() for _ in range(n)]
         guards = [guard_stream(p.guard, i) for i in range(n)]      # held back until checked clean
-        try:
-            for i in range(n):
-                yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
-        except GeneratorExit:              # the client left before the answer began: free its room
-            if p.hold:
-                p.hold.release()
-            raise
+        for i in range(n):
+            yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
         finals: list[Step | None] = [None] * n
         latest: list[Step | None] = [None] * n     # running counts, for a client that leaves early
         try:
