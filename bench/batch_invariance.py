@@ -38,8 +38,9 @@ QUESTIONS = [
     "How does a bicycle stay upright when it moves?",
     "Write a polite email asking a neighbour to return a ladder.",
 ]
-SYSTEM = ("You are a careful assistant for the harbour museum. Answer in plain words, with "
-          "concrete examples, and keep a friendly tone. ") * 3
+SYSTEM_SENTENCE = ("You are a careful assistant for the harbour museum. Answer in plain words, with "
+                   "concrete examples, and keep a friendly tone. ")
+SYSTEM = SYSTEM_SENTENCE * 3          # --system-repeat changes the count
 
 
 def messages(q: str, system: bool) -> list[dict]:
@@ -121,11 +122,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--system", action="store_true", help="give every prompt a shared system prompt")
+    ap.add_argument("--system-repeat", type=int, default=3, help="sentences in the system prompt (25 "
+                    "tokens each): 15 takes prompts past 64-token chunks and contexts past 256 cells")
     ap.add_argument("--speed", type=int, default=0, help="repetitions of the speed comparison")
     ap.add_argument("--multi-turn", action="store_true")
     ap.add_argument("--model", default=None)
     ap.add_argument("--engine-opt", action="append", default=[], help="key=value passed to LlamaEngine")
     args = ap.parse_args()
+    global SYSTEM
+    SYSTEM = SYSTEM_SENTENCE * args.system_repeat
     model = Path(args.model) if args.model else locate(EMBEDDED_CHAT_SOURCE, Path("/nonexistent"))
     opts: dict = {k: (int(v) if v.lstrip("-").isdigit() else v)
             for k, v in (o.split("=", 1) for o in args.engine_opt)}

@@ -157,7 +157,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def load(base: str, clients: int, per_client: int, max_tokens: int, bias: dict[str, int]) -> dict:
-    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=clients + 4)) as http:
+    # A new connection for every request, on every server: llama-server closes an idle keep-alive
+    # connection on its own schedule, and a request sent on one it just closed fails ("Server
+    # disconnected without sending a response"). A loopback connect costs well under a millisecond.
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
         # One warm-up request loads everything and fills caches the same way on every server.
         await one_request(http, base, [{"role": "user", "content": "Hello"}], 4, bias)
 
@@ -183,7 +187,7 @@ async def load(base: str, clients: int, per_client: int, max_tokens: int, bias: 
 
 async def cached_ttft(base: str, bias: dict[str, int], reps: int) -> dict:
     long_system = "".join(LONG_SYSTEM_LINE.format(i=i) for i in range(48))
-    async with httpx.AsyncClient(timeout=600) as http:
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_keepalive_connections=0)) as http:
         cold, warm = [], []
         for k in range(reps):
             system = f"[{random.random():.12f}] " + long_system       # never seen: computed in full
@@ -233,6 +237,9 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         ours = row.get("omnimini", {}).get("tok_s")
         for kind, r in row.items():
             ratio = f"{ours / r['tok_s']:.2f}x" if ours and kind != "omnimini" else ""
+            reps = results.get("ratios", {}).get(c, {}).get(kind, [])
+            if len(reps) > 1:        # the median of the paired per-rep ratios, and their spread
+                ratio = f"{statistics.median(reps):.2f}x ({min(reps):.2f}-{max(reps):.2f}, {len(reps)} reps)"
             lines.append(f"| {c} | {kind} | {r['tok_s']:.1f} | {r['ttft_p50'] * 1e3:.0f} / {r['ttft_p99'] * 1e3:.0f} | "
                          f"{r['itl_p50'] * 1e3:.1f} / {r['itl_p99'] * 1e3:.1f} | {r['peak_rss_mb']:.0f} | {ratio} |")
     if "cache" in results:
@@ -257,6 +264,8 @@ def main() -> None:
     ap.add_argument("--cache-reps", type=int, default=3, help="0 skips the cached-prefix measurement")
     ap.add_argument("--omnimini-args", default="", help="extra `omnimini serve` flags, e.g. "
                     "'--no-load-invariant' (shell-quoted)")
+    ap.add_argument("--reps", type=int, default=1, help="runs of each level (servers in a new random order "
+                    "each time); figures are medians, ratios the median of the paired per-rep ratios")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     args = ap.parse_args()
@@ -272,37 +281,19 @@ def main() -> None:
         except ImportError as e:
             print(f"llama_cpp.server cannot start ({e}); pip install 'llama-cpp-python[server]': skipped")
             kinds.remove("llama_cpp")
-    results: dict[str, Any] = {"levels": {}}
+    results: dict[str, Any] = {"levels": {}, "ratios": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for c in [int(x) for x in args.clients.split(",")]:
-            row: dict[str, Any] = {}
-            for kind in random.sample(kinds, len(kinds)):          # no server always goes first
-                srv = Server(kind, gguf, args.threads, c, args.n_ctx, Path(args.llama_server), Path(tmp),
-                             shlex.split(args.omnimini_args))
-                try:
-                    row[kind] = asyncio.run(load(srv.base, c, args.requests_per_client, args.max_tokens, bias))
-                    if kind == "omnimini" and c == 1 and args.cache_reps > 0:
-                        results["cache"] = asyncio.run(cached_ttft(srv.base, bias, args.cache_reps))
-                except Exception:
-                    srv.log.flush()
-                    print(f"{kind} failed; the end of its log:\n{srv.log_path.read_text(errors='replace')[-3000:]}")
-                    raise
-                finally:
-                    row.setdefault(kind, {})["peak_rss_mb"] = srv.stop()
-                r = row[kind]
-                print(f"C={c:<3} {kind:<13} {r['tok_s']:7.1f} tok/s  TTFT p50 {r['ttft_p50'] * 1e3:6.0f} ms "
-                      f"p99 {r['ttft_p99'] * 1e3:6.0f}  ITL p50 {r['itl_p50'] * 1e3:5.1f} ms p99 "
-                      f"{r['itl_p99'] * 1e3:6.1f}  RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-            if c == 1:
-                row["raw (in-process)"] = raw_single(gguf, args.threads, args.n_ctx, args.max_tokens,
-                                                     max(2, args.requests_per_client), bias)
-                print(f"C=1   raw           {row['raw (in-process)']['tok_s']:7.1f} tok/s", flush=True)
+            reps = [run_level(c, kinds, gguf, bias, args, Path(tmp), results) for _ in range(args.reps)]
+            row = {kind: median_figures([r[kind] for r in reps]) for kind in reps[0]}
             results["levels"][c] = {k: row[k] for k in (["omnimini"] if "omnimini" in row else [])
                                     + [k for k in row if k != "omnimini"]}
-            ours = row.get("omnimini", {}).get("tok_s")
-            for kind, r in row.items():
-                if ours and kind != "omnimini":
-                    print(f"      omnimini / {kind}: {ours / r['tok_s']:.2f}x")
+            if "omnimini" in row:
+                results["ratios"][c] = {kind: [r["omnimini"]["tok_s"] / r[kind]["tok_s"] for r in reps]
+                                        for kind in row if kind != "omnimini"}
+                for kind, ratios in results["ratios"][c].items():
+                    print(f"      omnimini / {kind}: median {statistics.median(ratios):.2f}x over "
+                          f"{len(ratios)} reps ({', '.join(f'{x:.2f}' for x in ratios)})")
     if "cache" in results:
         k = results["cache"]
         print(f"cached {k['prompt_tokens']}-token prompt: TTFT {k['cached_ttft'] * 1e3:.0f} ms vs "
@@ -313,6 +304,43 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.markdown:
         Path(args.markdown).write_text(md)
+
+
+def median_figures(reps: list[dict]) -> dict:
+    """Each figure of one server at one level: its median over the reps."""
+    return {k: statistics.median(r[k] for r in reps) for k in reps[0] if isinstance(reps[0][k], (int, float))}
+
+
+def run_level(c: int, kinds: list[str], gguf: Path, bias: dict[str, int], args: argparse.Namespace, tmp: Path,
+              results: dict) -> dict[str, Any]:
+    """One rep at `c` clients: every server in turn, in random order, each started fresh."""
+    row: dict[str, Any] = {}
+    for kind in random.sample(kinds, len(kinds)):          # no server always goes first
+        srv = Server(kind, gguf, args.threads, c, args.n_ctx, Path(args.llama_server), Path(tmp),
+                     shlex.split(args.omnimini_args))
+        try:
+            row[kind] = asyncio.run(load(srv.base, c, args.requests_per_client, args.max_tokens, bias))
+            if kind == "omnimini" and c == 1 and args.cache_reps > 0:
+                results["cache"] = asyncio.run(cached_ttft(srv.base, bias, args.cache_reps))
+        except Exception:
+            srv.log.flush()
+            print(f"{kind} failed; the end of its log:\n{srv.log_path.read_text(errors='replace')[-3000:]}")
+            raise
+        finally:
+            row.setdefault(kind, {})["peak_rss_mb"] = srv.stop()
+        r = row[kind]
+        print(f"C={c:<3} {kind:<13} {r['tok_s']:7.1f} tok/s  TTFT p50 {r['ttft_p50'] * 1e3:6.0f} ms "
+              f"p99 {r['ttft_p99'] * 1e3:6.0f}  ITL p50 {r['itl_p50'] * 1e3:5.1f} ms p99 "
+              f"{r['itl_p99'] * 1e3:6.1f}  RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    if c == 1:
+        row["raw (in-process)"] = raw_single(gguf, args.threads, args.n_ctx, args.max_tokens,
+                                             max(2, args.requests_per_client), bias)
+        print(f"C=1   raw           {row['raw (in-process)']['tok_s']:7.1f} tok/s", flush=True)
+    ours = row.get("omnimini", {}).get("tok_s")
+    for kind, r in row.items():
+        if ours and kind != "omnimini":
+            print(f"      omnimini / {kind}: {ours / r['tok_s']:.2f}x")
+    return row
 
 
 if __name__ == "__main__":

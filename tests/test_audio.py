@@ -44,11 +44,19 @@ def test_speech_then_transcription_recovers_the_sentence(client, spoken_wav):
 @pytest.mark.parametrize("fmt,magic", [("mp3", (b"ID3", b"\xff\xf3", b"\xff\xfb", b"\xff\xf2")),
                                        ("opus", (b"OggS",)), ("flac", (b"fLaC",))])
 def test_compressed_formats_round_trip(client, fmt, magic):
-    audio = client.audio.speech.create(model="tts-1", voice="echo", input="Hello world.",
-                                       response_format=fmt).content
-    assert audio.startswith(magic)
-    t = client.audio.transcriptions.create(model="omnimini-transcribe", file=(f"a.{fmt}", audio))
-    assert words(t.text) == ["hello", "world"]
+    # Piper samples noise in its vocoder (VITS), so each synthesis differs a little, and Whisper
+    # base now and then hears this short phrase as "a low world" (seen once in a full-suite run).
+    # The codec is what is under test: one of two syntheses must come back word for word.
+    heard = []
+    for _ in range(2):
+        audio = client.audio.speech.create(model="tts-1", voice="echo", input="Hello world.",
+                                           response_format=fmt).content
+        assert audio.startswith(magic)
+        t = client.audio.transcriptions.create(model="omnimini-transcribe", file=(f"a.{fmt}", audio))
+        heard.append(words(t.text))
+        if heard[-1] == ["hello", "world"]:
+            break
+    assert ["hello", "world"] in heard, heard
 
 
 def test_pcm_is_raw_24khz_and_speed_shortens_it(client):

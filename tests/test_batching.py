@@ -198,6 +198,28 @@ def test_greedy_output_is_the_same_alone_and_beside_seven_others(parallel8):
     assert text(again) == text(alone)
 
 
+# ~400 prompt tokens: past 256 KV cells (the KV view grows to 512) and across several prompt chunks
+# and prefix-cache boundaries, where the short questions above never go.
+LONG_SYSTEM = "You keep an inventory. " + " ".join(
+    f"Rule {i}: item {i} goes in box {i * 7 % 13}, shelf {i % 5}." for i in range(30))
+
+
+def test_long_prompts_stay_the_same_alone_beside_others_and_cached(parallel8):
+    """Long prompts sharing a system prompt: alone (the first cold, the rest hit the shared prefix),
+    all four at once, and alone again (whole-prompt hits); every answer the same each time."""
+    ask = lambda q: _greedy(parallel8, [{"role": "system", "content": LONG_SYSTEM},  # noqa: E731
+                                        {"role": "user", "content": q}], max_tokens=48)
+    text = lambda rs: [r.choices[0].message.content for r in rs]  # noqa: E731
+    alone = [ask(q) for q in QUESTIONS[:4]]
+    assert all(r.usage.prompt_tokens > 300 for r in alone)
+    assert alone[1].usage.prompt_tokens_details.cached_tokens > 300      # the shared prefix was reused
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(ask, QUESTIONS[:4]))
+    again = [ask(q) for q in QUESTIONS[:4]]
+    assert text(together) == text(alone)
+    assert text(again) == text(alone)
+
+
 def test_a_second_turn_is_the_same_whether_the_first_is_cached_or_not(parallel8, small_cache):
     """The next turn of a conversation repeats the first answer in its prompt. A slot that served
     the first turn holds that conversation; a server that never saw it computes it all: same answer."""

@@ -14,9 +14,11 @@ TWO_CALLS = (call_text("get_weather", '{"city": "Paris", "days": [1, 2]}') + "\n
 
 
 def _feed(parser: CallParser, text: str, step: int) -> tuple[str, dict[int, dict]]:
+    """Feed `text` in pieces of `step` characters, as a stream would; the content, and the calls as
+    the openai SDK reassembles streamed deltas."""
     content, calls = "", {}
-    for i in range(0, len(text), step):
-        c, events = parser.feed(text[i:i + step])
+    pieces = [parser.feed(text[i:i + step]) for i in range(0, len(text), step)] + [parser.finish()]
+    for c, events in pieces:
         content += c
         for e in events:
             call = calls.setdefault(e.index, {"id": None, "name": None, "arguments": ""})
@@ -24,7 +26,7 @@ def _feed(parser: CallParser, text: str, step: int) -> tuple[str, dict[int, dict
                 assert call["id"] is None, "id sent twice"
                 call.update(id=e.id, name=e.name)
             call["arguments"] += e.arguments
-    return content + parser.finish(), calls
+    return content, calls
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7, 1000])

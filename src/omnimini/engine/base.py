@@ -88,6 +88,8 @@ class Engine(abc.ABC):
 
     n_ctx: int
     n_vocab: int
+    # A vision projector (engine/vision.py) when the model takes images natively; None: text only.
+    vision = None
 
     @abc.abstractmethod
     def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]: ...
@@ -100,8 +102,9 @@ class Engine(abc.ABC):
         """Apply the model's chat template, keeping message contents apart from template text."""
 
     @abc.abstractmethod
-    def chat_tokens(self, messages: list[dict]) -> list[int]:
-        """The prompt tokens of a conversation, ready for `generate`."""
+    def chat_tokens(self, messages: list[dict], images: dict | None = None) -> list[int]:
+        """The prompt tokens of a conversation, ready for `generate`. `images` (marker text -> RGB
+        pixels) only for an engine with `vision`."""
 
     def encode_pieces(self, pieces: list[Piece], *, add_bos: bool) -> list[int]:
         """Tokenize template text with special tokens parsed and contents without, piece by piece."""

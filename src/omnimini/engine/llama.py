@@ -14,6 +14,7 @@ import ctypes
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import weakref
@@ -28,6 +29,7 @@ from omnimini.engine.base import Engine, EngineError, Hold, Piece, SamplingParam
 from omnimini.engine.scheduler import Scheduler
 from omnimini.engine.template import CHATML_TEMPLATE, ChatTemplate
 from omnimini.engine.textstream import TextStream
+from omnimini.engine.vision import ImageSpan, MediaPrompt, VisionProjector, placeholders
 from omnimini.protocol.errors import RateLimitExceeded
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Job:
     params: SamplingParams
     emit: Callable[[Step | BaseException], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    images: list[ImageSpan] = field(default_factory=list)    # where the prompt is images (vision.py)
 
 
 @dataclass
@@ -86,7 +89,7 @@ class LlamaEngine(Engine):
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
                  chat_template: str | None = None, slots: int = DEFAULT_SLOTS,
                  max_queue: int = DEFAULT_MAX_QUEUE, prompt_cache: int = DEFAULT_PROMPT_CACHE,
-                 load_invariant: bool = True):
+                 load_invariant: bool = True, mmproj: Path | None = None):
         threads = n_threads or max(1, os.cpu_count() or 1)
         # The Llama object gives us the model, its tokenizer and metadata; it gets a token context.
         # Generation runs in our own context, with one KV sequence (and buffer) per slot.
@@ -103,14 +106,24 @@ class LlamaEngine(Engine):
         params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx * slots, N_BATCH, N_BATCH
         params.n_seq_max, params.kv_unified = slots, False
         params.n_threads, params.n_threads_batch = threads, threads
-        # As llama-cpp-python's Llama: flash attention off, so greedy output matches that peer. (On
-        # CPU it would not help load invariance either: one sequence alone takes its split-KV path,
-        # several together another; ggml-cpu/ops.cpp, ggml_compute_forward_flash_attn_ext_f16.)
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # Flash attention: off in load-invariant mode (the default), as in llama-cpp-python's Llama.
+        # On CPU its kernel depends on the batch: a lone decoding sequence over 512+ KV cells takes
+        # a split-KV path, several together another, and prompt chunks of 64+ tokens a tiled one
+        # (ggml-cpu/ops.cpp, ggml_compute_forward_flash_attn_ext_f16). Even kept to the row-by-row
+        # kernel, long prompts' greedy answers still changed with prefix-cache hits (7 of 8 at ~400
+        # tokens; docs/concurrency.md). Without invariance, "auto" as llama-server: FA where the
+        # backend has it, which decodes 8 sequences 7-15% faster here.
+        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED if load_invariant
+                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO)
         self._ctx = llama_cpp.llama_init_from_model(self._llm.model, params)
         if not self._ctx:
             raise EngineError(f"llama.cpp could not create a context of {self.n_ctx} tokens")
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        try:
+            self.vision = VisionProjector(mmproj, self._llm.model, threads) if mmproj else None
+        except EngineError:
+            llama_cpp.llama_free(self._ctx)
+            raise
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         meta = self._llm.metadata
         self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
@@ -123,6 +136,7 @@ class LlamaEngine(Engine):
         self._closing: tuple[list[int], list[int]] | None = None
         self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant)
         self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._outbox: list[tuple] = []       # (loop, queue, job, item) emitted, not yet delivered
         self._holds: weakref.WeakSet[Hold] = weakref.WeakSet()   # admitted, not yet queued
         self._holds_lock = threading.Lock()
         self._thread = threading.Thread(target=self._worker, name="llama-engine", daemon=True)
@@ -145,12 +159,35 @@ class LlamaEngine(Engine):
     def render_chat(self, messages: list[dict], *, add_generation_prompt: bool = True) -> list[Piece]:
         return self.template.render(messages, add_generation_prompt)
 
-    def chat_tokens(self, messages: list[dict]) -> list[int]:
+    def chat_tokens(self, messages: list[dict], images: dict[str, np.ndarray] | None = None) -> list[int]:
+        """The prompt of a chat. `images`: marker text -> RGB pixels; where a marker stands in a
+        message's content, the image goes in (a MediaPrompt; needs a projector, and encodes the
+        images, so call it off the event loop)."""
         pieces = self.render_chat(messages)
         bos = self.template.bos_token
         # A template that writes the BOS text itself must not get a second BOS from the tokenizer.
         add_bos = self._add_bos and not (bos and pieces and pieces[0].text.startswith(bos))
-        return self.encode_pieces(pieces, add_bos=add_bos)
+        if not images:
+            return self.encode_pieces(pieces, add_bos=add_bos)
+        if self.vision is None:
+            raise EngineError("this model takes no images")
+        markers = re.compile("|".join(re.escape(m) for m in images))
+        tokens: list[int] = []
+        spans: list[ImageSpan] = []
+        for piece in pieces:
+            at = 0
+            for m in ([] if piece.special else markers.finditer(piece.text)):
+                tokens += self.tokenize(piece.text[at:m.start()], add_bos=add_bos and not tokens)
+                rgb = images[m.group()]
+                for k, part in enumerate(self.vision.image_prompt(rgb)):
+                    if isinstance(part, np.ndarray):
+                        spans.append(ImageSpan(len(tokens), part))
+                        tokens += placeholders(rgb, k, len(part))
+                    else:
+                        tokens += part
+                at = m.end()
+            tokens += self.tokenize(piece.text[at:], special=piece.special, add_bos=add_bos and not tokens)
+        return MediaPrompt(tokens, spans)
 
     def token_piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
@@ -185,13 +222,10 @@ class LlamaEngine(Engine):
         loop = asyncio.get_running_loop()
         steps: asyncio.Queue[Step | BaseException] = asyncio.Queue()
 
-        def emit(item: Step | BaseException) -> None:
-            try:
-                loop.call_soon_threadsafe(steps.put_nowait, item)
-            except RuntimeError:          # the event loop is gone: nobody is listening
-                job.cancelled.set()
+        def emit(item: Step | BaseException) -> None:     # on the worker thread; see deliver()
+            self._outbox.append((loop, steps, job, item))
 
-        job = Job(list(prompt), params, emit)
+        job = Job(list(prompt), params, emit, images=prompt.images if isinstance(prompt, MediaPrompt) else [])
         with self._holds_lock:                 # the room held for it is now taken by the job itself
             if hold is not None:
                 hold.n = max(0, hold.n - 1)
@@ -230,6 +264,24 @@ class LlamaEngine(Engine):
 
     def _worker(self) -> None:
         self._scheduler.loop(self._jobs)
+
+    def deliver(self) -> None:
+        """Hand what generations emitted since the last call to their listeners: one wake-up per
+        event loop for a whole step, not one per sequence (each wake-up is a write to the loop's
+        self-pipe and a turn of the loop, on a CPU that llama.cpp's threads need). The scheduler
+        calls it after every step and before it waits for work."""
+        if not self._outbox:
+            return
+        out, self._outbox = self._outbox, []
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for loop, steps, job, item in out:
+            by_loop.setdefault(loop, []).append((steps, job, item))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, items)
+            except RuntimeError:          # the event loop is gone: nobody is listening
+                for _, job, _ in items:
+                    job.cancelled.set()
 
     # ------------------------------------------------------------------ what the scheduler drives
     # engine/scheduler.py decides which sequences go into each llama_decode; it works on this
@@ -310,6 +362,13 @@ class LlamaEngine(Engine):
         if not self._thread.is_alive() and self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
+            if self.vision is not None:
+                self.vision.close()
+
+
+def _put_all(items: list) -> None:
+    for steps, _, item in items:
+        steps.put_nowait(item)
 
 
 def _grammar_sampler(p: SamplingParams, vocab) -> llama_cpp.llama_sampler_p:
@@ -359,6 +418,15 @@ class _Sampler:
 
     def __init__(self, p: SamplingParams, n_vocab: int, vocab):
         self.chain = _make_chain(p, n_vocab)
+        self.n_vocab = n_vocab
+        # Plain greedy decoding (with or without logit_bias) is an argmax: done over a view of the
+        # logits row in numpy, it takes ~15 us a token where llama_sampler_sample, which first copies
+        # the whole vocabulary into candidate records, takes ~145 us (SmolLM2's 49k tokens). Same
+        # choice: the bias is added in float32 as llama.cpp does, and ties go to the lowest id in both.
+        self.argmax = (p.temperature <= 0.0 and not p.grammar
+                       and not (p.presence_penalty or p.frequency_penalty))
+        self.bias_ids = np.array([t for t, _ in p.logit_bias], dtype=np.int64)
+        self.bias = np.array([b for _, b in p.logit_bias], dtype=np.float32)
         self.grammar = None
         self.pressure = None          # a logit-bias sampler for closing tokens, once pressed
         if p.grammar:
@@ -367,7 +435,6 @@ class _Sampler:
             except EngineError:
                 llama_cpp.llama_sampler_free(self.chain)
                 raise
-            self.n_vocab = n_vocab
             self.cur = np.zeros(n_vocab, dtype=_TOKEN_DATA)
             self.cur["id"] = np.arange(n_vocab, dtype=np.int32)
             self.arr = llama_cpp.llama_token_data_array(
@@ -393,6 +460,12 @@ class _Sampler:
         self.pressure = llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(tokens), arr)
 
     def sample(self, ctx, idx: int = -1) -> int:
+        if self.argmax:
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
+            if len(self.bias_ids):
+                logits = logits.copy()
+                np.add.at(logits, self.bias_ids, self.bias)
+            return int(logits.argmax())
         if self.grammar is None:
             return llama_cpp.llama_sampler_sample(self.chain, ctx, idx)   # samples and accepts
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))

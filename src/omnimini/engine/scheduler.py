@@ -28,6 +28,10 @@ and with or without a prefix-cache hit. Three things make it so.
 - A cache hit leaves at least MIN_CHUNK prompt tokens to compute, and cells of generated tokens
   (computed one at a time) are dropped when the generation ends, so cached cells are always ones
   a prompt chunk computed: the same values a cold request computes.
+Images (engine/vision.py): a prompt's image positions hold placeholder ids and are decoded from
+their embeddings, in a `llama_decode` of their own (a llama.cpp batch holds token ids or embeddings,
+never both). A prompt chunk therefore never crosses from text into an image or out of one.
+
 `load_invariant=False` gives the older scheduling (one `llama_decode` per step, generated cells
 kept for the next turn of a conversation) for comparison.
 
@@ -51,12 +55,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import llama_cpp
+import numpy as np
 
 from omnimini.engine.base import EngineError
 from omnimini.engine.cpu import GATE
 
 if TYPE_CHECKING:
     from omnimini.engine.llama import Job, LlamaEngine, Run
+    from omnimini.engine.vision import ImageSpan
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +116,8 @@ class Scheduler:
         self.cache_entries = cache_entries
         self.n_batch = n_batch
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.embd_batch = None          # for image embeddings, made when the first image comes
+        self.embd_width = 0
         self.service_time = 1.0         # seconds a request holds a slot, smoothed
 
     def free_slots(self) -> int:
@@ -218,6 +226,8 @@ class Scheduler:
             active = [s for s in self.slots if s.job is not None]
             free = len(self.slots) - len(active)
             while free:
+                if not active:
+                    self.engine.deliver()       # nothing runs: hand out what is left before waiting
                 try:
                     job = jobs.get(block=not active)
                 except queue.Empty:
@@ -255,6 +265,13 @@ class Scheduler:
         if decoding:
             batches.append([(s, [s.run.pending]) for s in decoding])
         room = self.n_batch - len(decoding)
+        images: list[list[tuple[Slot, list[int]]]] = []
+        for s in [s for s in prefilling if self._segment(s)[1] is not None]:
+            prefilling.remove(s)        # at an image: its embeddings go in a call of their own
+            size = self._chunk_size(s, room)
+            if size:
+                images.append([(s, s.job.prompt[s.prefill_at:s.prefill_at + size])])
+                room -= size
         if self.invariant and len(prefilling) > 1:
             group, size = self._equal_chunks(prefilling, room)
             if group:
@@ -270,7 +287,7 @@ class Scheduler:
                 else:
                     batches[0].append(chunk)
                 room -= size
-        for batch in batches:
+        for batch in batches + images:
             if not self._decode(active, batch):
                 return
 
@@ -281,7 +298,7 @@ class Scheduler:
         the same token count in one micro-batch, so every sequence still has >= 2 tokens there (the
         tinyBLAS path, module docstring), and one call computes all of them instead of one call per
         prompt, which left the generating sequences waiting behind a series of calls."""
-        remaining = {id(s): len(s.job.prompt) - s.prefill_at for s in prefilling}
+        remaining = {id(s): self._segment(s)[0] - s.prefill_at for s in prefilling}
         size = min(room // len(prefilling), min(remaining.values()))
         group = [s for s in prefilling if remaining[id(s)] - size != 1]   # never leave a 1-token tail
         if size < MIN_CHUNK or len(group) < 2:
@@ -289,8 +306,9 @@ class Scheduler:
         return group, size
 
     def _chunk_size(self, s: Slot, room: int) -> int:
-        """How many of `s`'s remaining prompt tokens to prefill now, with `room` tokens left."""
-        remaining = len(s.job.prompt) - s.prefill_at
+        """How many of `s`'s remaining prompt tokens (up to the end of the text or image it is in)
+        to prefill now, with `room` tokens left."""
+        remaining = self._segment(s)[0] - s.prefill_at
         size = min(room, remaining)
         if not self.invariant or remaining < MIN_CHUNK:
             return max(size, 0)
@@ -298,20 +316,34 @@ class Scheduler:
             size -= 1
         return size if size >= MIN_CHUNK else 0
 
+    def _segment(self, s: Slot) -> tuple[int, "ImageSpan | None"]:
+        """Where the text or image that `s`'s prefill has reached ends, and the image (None: text)."""
+        at, end = s.prefill_at, len(s.job.prompt)
+        for span in s.job.images:
+            if span.start <= at < span.end:
+                return span.end, span
+            if at < span.start < end:
+                end = span.start
+        return end, None
+
     def _decode(self, active: list[Slot], batch: list[tuple[Slot, list[int]]]) -> bool:
         """Decode `batch` (slots with their tokens) in one `llama_decode`, then sample every slot
-        whose logits it produced. False when the decode failed (the step ends)."""
+        whose logits it produced. False when the decode failed (the step ends). A batch at an
+        image (a single chunk, see _step) is decoded from the image's embeddings."""
         n = 0
+        image = self._segment(batch[0][0])[1] if batch[0][0].prefill_at < len(batch[0][0].job.prompt) else None
+        b = self.batch if image is None else self._embeddings(batch[0][0], image, len(batch[0][1]))
         for s, tokens in batch:
             ends_prompt = s.prefill_at < len(s.job.prompt) and s.prefill_at + len(tokens) == len(s.job.prompt)
             generating = s.prefill_at >= len(s.job.prompt)
             for i, token in enumerate(tokens):
                 last = i == len(tokens) - 1
-                self._put(n + i, token, len(s.cached) + i, s.seq_id, last and (generating or ends_prompt))
+                self._put(b, n + i, None if image else token, len(s.cached) + i, s.seq_id,
+                          last and (generating or ends_prompt))
             s.logits_index = n + len(tokens) - 1 if (generating or ends_prompt) else -1
             n += len(tokens)
-        self.batch.n_tokens = n
-        rc = llama_cpp.llama_decode(self.engine.context, self.batch)
+        b.n_tokens = n
+        rc = llama_cpp.llama_decode(self.engine.context, b)
         if rc != 0:
             for s, _ in batch:
                 s.logits_index = -1
@@ -332,11 +364,25 @@ class Scheduler:
                 s.logits_index = -1
                 if done:
                     self._release(s)
+        self.engine.deliver()       # this call's tokens go out now, not after the step's next call
         return True
 
-    def _put(self, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
-        b = self.batch
-        b.token[i] = token
+    def _embeddings(self, s: Slot, image: "ImageSpan", n: int) -> llama_cpp.llama_batch:
+        """The embedding batch, holding the rows of `image` for `s`'s next `n` prompt positions."""
+        rows = np.ascontiguousarray(image.embd[s.prefill_at - image.start:s.prefill_at - image.start + n],
+                                    dtype=np.float32)
+        width = rows.shape[1]
+        if self.embd_batch is None or self.embd_width != width:
+            if self.embd_batch is not None:
+                llama_cpp.llama_batch_free(self.embd_batch)
+            self.embd_batch, self.embd_width = llama_cpp.llama_batch_init(self.n_batch, width, 1), width
+        ctypes.memmove(self.embd_batch.embd, rows.ctypes.data, rows.nbytes)
+        return self.embd_batch
+
+    def _put(self, b: llama_cpp.llama_batch, i: int, token: int | None, pos: int, seq_id: int,
+             logits: bool) -> None:
+        if token is not None:
+            b.token[i] = token
         b.pos[i] = pos
         b.n_seq_id[i] = 1
         b.seq_id[i][0] = seq_id
@@ -350,6 +396,7 @@ class Scheduler:
         mem = self.engine.memory
         victim = max(active, key=lambda s: len(s.cached))
         victim.job.emit(_error(rc))
+        self.engine.deliver()
         llama_cpp.llama_memory_seq_rm(mem, victim.seq_id, -1, -1)
         victim.cached = []
         self._release(victim)

@@ -99,6 +99,9 @@ class ModelSpec:
     # What prompt_tokens counts in this model's usage rows and prices: "token", or for audio models
     # "second" (of audio in) or "character" (of text in). Only tokens count against TPM.
     billing_unit: str = "token"
+    # A vision model's projector (llama.cpp's mmproj GGUF), found like `source`: images then go into
+    # the model natively (engine/vision.py) instead of through OCR.
+    mmproj: str | None = None
 
     def wire(self, name: str | None = None) -> Model:
         return Model(id=name or self.id, created=self.created, owned_by=self.owned_by)
@@ -138,7 +141,7 @@ def embedded_specs() -> list[ModelSpec]:
 
 _SPEC_KEYS = {"id", "source", "path", "hub", "kind", "aliases", "context_length", "price",
               "input_price", "output_price", "owned_by", "created", "chat_template",
-              "temperature", "top_p", "shutdown_date", "hierarchy"}
+              "temperature", "top_p", "shutdown_date", "hierarchy", "mmproj"}
 
 
 def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec:
@@ -148,9 +151,12 @@ def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec
         raise ValueError(f"unknown model keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
     if "id" not in d:
         raise ValueError(f"model entry without an id: {d}")
+    def local(path: str) -> str:
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() or base_dir is None else base_dir / p)
+
     if "path" in d:
-        p = Path(d["path"]).expanduser()
-        source = str(p if p.is_absolute() or base_dir is None else base_dir / p)
+        source = local(d["path"])
     elif "hub" in d:
         source = "hf:" + d["hub"]
     elif "source" in d:
@@ -169,6 +175,9 @@ def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec
         temperature=float(d.get("temperature", 1.0)), top_p=float(d.get("top_p", 1.0)),
         shutdown_date=str(dt.date.fromisoformat(str(d["shutdown_date"]))) if d.get("shutdown_date") else None,
         hierarchy=str(d["hierarchy"]) if d.get("hierarchy") else None,
+        # "hf:OWNER/REPO/FILE", "pypi:...", or a path (relative to the models file)
+        mmproj=(None if not d.get("mmproj") else str(d["mmproj"]) if str(d["mmproj"]).startswith(("hf:", "pypi"))
+                else local(str(d["mmproj"]))),
     )
 
 

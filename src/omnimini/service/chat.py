@@ -7,14 +7,16 @@ still answer with a 4xx before its first byte.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import AsyncIterator
 
 import llama_cpp
+import numpy as np
 
 from omnimini.access.context import admit, report
-from omnimini.engine.base import Engine, Hold, SamplingParams, Step, TokenInfo
+from omnimini.engine.base import Engine, EngineError, Hold, SamplingParams, Step, TokenInfo
 from omnimini.engine.template import TemplateRenderError
 from omnimini.hierarchy.conversation import Turn, conversation
 from omnimini.hierarchy.guard import LeakGuard
@@ -55,7 +57,11 @@ class PreparedChat:
         return bool(self.request.stream_options and self.request.stream_options.include_usage)
 
     def parser(self) -> CallParser | None:
-        return CallParser(content_allowed=self.tools.mode == "auto") if self.tools else None
+        if not self.tools:
+            return None
+        if self.tools.mode != "auto":
+            return CallParser(content_allowed=False)
+        return CallParser(schemas={t.function.name: t.function.parameters or {} for t in self.tools.tools})
 
     def finish_reason(self, step: Step, parser: CallParser | None) -> str:
         if parser and parser.calls and step.finish_reason == "stop":
@@ -130,15 +136,22 @@ class ChatService:
                               "set tool_choice to 'none' or drop response_format.", param="response_format")
         spec = self.catalog.resolve(req.model, kind="chat")
         engine = await self.engines.chat(spec)
-        turns = conversation(req.messages, await self.media.read(req.messages) if self.media else None)
+        images: dict[str, np.ndarray] | None = {} if engine.vision is not None else None  # native
+        turns = conversation(req.messages, await self.media.read(req.messages, images) if self.media else None)
         defended = await defend(turns, spec, self.catalog, self.engines)   # policy, screening, spotlighting
         turns = defended.turns
         if plan:
             turns = _with_tools(turns, plan)
         try:
-            prompt = engine.chat_tokens([t.template_dict() for t in turns])
+            if images:      # the images are encoded now: off the event loop
+                prompt = await asyncio.to_thread(engine.chat_tokens, [t.template_dict() for t in turns], images)
+            else:
+                prompt = engine.chat_tokens([t.template_dict() for t in turns])
         except TemplateRenderError as e:
             raise InvalidRequest(str(e), param="messages") from e
+        except EngineError as e:        # only the image path raises it here
+            raise InvalidRequest(f"This model could not take the image: {e}", param="messages",
+                                 code="invalid_image") from e
         budget = completion_budget(engine, len(prompt), req.completion_limit,
                                    "max_completion_tokens" if req.max_completion_tokens else "max_tokens")
         params = []
@@ -172,7 +185,7 @@ class ChatService:
             content, calls = texts[i], None
             if parser:
                 content, _ = parser.feed(texts[i])
-                content += parser.finish()
+                content += parser.finish()[0]
                 calls = [ResponseToolCall(id=c.id, function=ResponseFunctionCall(name=c.name, arguments=c.arguments))
                          for c in parser.calls] or None
                 if calls:       # text the model wrote before its calls, if any
@@ -215,7 +228,8 @@ class ChatService:
                 if parsers[i]:
                     text, events = parsers[i].feed(step.text)
                     if step.finish_reason:
-                        text += parsers[i].finish()
+                        rest, more = parsers[i].finish()
+                        text, events = text + rest, events + more
                 text = guards[i].feed(text) + (guards[i].finish() if step.finish_reason else "")
                 if text or (lp and not events):
                     yield chunk([ChunkChoice(index=i, delta=Delta(content=text), logprobs=lp)])

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from omnimini.engine.base import Engine
+from omnimini.engine.base import Engine, EngineError
 from omnimini.engine.embedder import MiniLMEmbedder
 from omnimini.engine.llama import DEFAULT_MAX_QUEUE, DEFAULT_PROMPT_CACHE, LlamaEngine
 from omnimini.models.catalog import Catalog, ModelSpec
@@ -32,9 +32,10 @@ class Engines:
         self._embed: dict[str, MiniLMEmbedder] = {}
         self._lock = asyncio.Lock()
 
-    def _path(self, spec: ModelSpec) -> Path:
+    def _path(self, spec: ModelSpec, source: str | None = None) -> Path:
+        """Where the weights of `spec` are (or its projector's, `source`), fetched if need be."""
         try:
-            return locate(spec.source, self.data_dir / "models")
+            return locate(source or spec.source, self.data_dir / "models")
         except WeightsNotFound as e:
             raise ServerError(f"The weights of model `{spec.id}` are not available: {e}",
                               code="model_unavailable") from e
@@ -45,10 +46,15 @@ class Engines:
         if engine is None:
             n_ctx = min(spec.context_length, self.context_size or spec.context_length)
             log.info("loading %s (n_ctx=%d)", spec.id, n_ctx)
-            engine = LlamaEngine(self._path(spec), n_ctx=n_ctx, n_threads=self.n_threads,
-                                 chat_template=spec.chat_template, slots=self.parallel,
-                                 max_queue=self.queue_size, prompt_cache=self.prompt_cache,
-                                 load_invariant=self.load_invariant)
+            try:
+                engine = LlamaEngine(self._path(spec), n_ctx=n_ctx, n_threads=self.n_threads,
+                                     chat_template=spec.chat_template, slots=self.parallel,
+                                     max_queue=self.queue_size, prompt_cache=self.prompt_cache,
+                                     load_invariant=self.load_invariant,
+                                     mmproj=self._path(spec, spec.mmproj) if spec.mmproj else None)
+            except EngineError as e:         # a configuration the operator must fix (a wrong mmproj...)
+                raise ServerError(f"The model `{spec.id}` could not be loaded: {e}",
+                                  code="model_unavailable") from e
             self._chat[spec.id] = engine
         return engine
 

@@ -11,13 +11,22 @@ describe to other models in the system prompt:
 With tool_choice `required` or a named function the whole output is constrained to such calls.
 With `auto` the model writes freely, and the grammar takes over from the moment it opens a call
 (llama.cpp's lazy grammar), so that a call, when made, is valid.
+
+Some models trained on this format still write a call in `auto` mode as bare JSON, without the tag
+(Qwen2.5-Coder-0.5B does: `{"name": "get_weather", "arguments": {...}}`). As llama.cpp's Hermes
+parser and vLLM's JSON tool parsers do, an answer that *begins* with such an object (alone, one per
+line, a list of them, or in a ```json fence) is taken as calls, but only when every object names a
+given function and its arguments validate against that function's schema; anything else stays text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import jsonschema
 
 from omnimini.engine.grammar import GrammarBuilder, SchemaError
 from omnimini.engine.textstream import partial_marker_suffix
@@ -43,6 +52,9 @@ To call a function, write a JSON object with its name and arguments inside <tool
 </tool_call>"""
 
 CALL_ID_LENGTH = 24           # OpenAI's call ids: "call_" and 24 characters
+# A bare-JSON answer may come in a Markdown fence (```json ... ```).
+FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+FENCE_OPEN = "```"
 
 
 @dataclass
@@ -142,9 +154,13 @@ class CallParser:
     the first call is content (a partial `<tool_call>` is held back until it is decided)."""
 
     content_allowed: bool = True
+    # auto mode: the functions by name with their parameter schemas, for answers that are bare JSON
+    # calls (module docstring); None turns that off.
+    schemas: dict[str, dict[str, Any]] | None = None
     calls: list[CallEvent] = field(default_factory=list)
     _buf: str = ""
-    _state: str = "content"               # content | head | args | tail
+    _state: str = "content"               # content | bare | head | args | tail
+    _started: bool = False                # the answer's first non-blank character has been seen
     _depth: int = 0
     _in_string: bool = False
     _escape: bool = False
@@ -153,6 +169,16 @@ class CallParser:
         self._buf += text
         content, events = "", []
         while self._buf:
+            if self._state == "bare":             # held whole: decided when the answer ends
+                break
+            if self._state == "content" and not self._started and self.schemas is not None:
+                head = self._buf.lstrip()
+                if not head or (FENCE_OPEN.startswith(head) and len(head) < len(FENCE_OPEN)):
+                    break                         # not decided yet: hold the blanks (or a partial fence)
+                self._started = True
+                if head.startswith(("{", "[", FENCE_OPEN)):
+                    self._state = "bare"
+                    break
             if self._state == "content":
                 at = self._buf.find(CALL_OPEN)
                 if at < 0:
@@ -213,8 +239,61 @@ class CallParser:
                     return i + 1
         return len(self._buf)
 
-    def finish(self) -> str:
-        """Whatever content is still held back (a `<tool_call` that never completed)."""
-        rest, self._buf = (self._buf if self._state == "content" else ""), ""
-        return rest if self.content_allowed else ""
+    def finish(self) -> tuple[str, list[CallEvent]]:
+        """Whatever is still held back: an answer of bare JSON calls as call events, or content
+        (text that was not such calls, a `<tool_call` that never completed)."""
+        rest, self._buf = self._buf, ""
+        if self._state == "bare":
+            calls = bare_calls(rest, self.schemas or {})
+            if calls:
+                events = []
+                for name, arguments in calls:
+                    call = CallEvent(index=len(self.calls), id=new_id("call_", CALL_ID_LENGTH), name=name,
+                                     arguments=arguments)
+                    self.calls.append(call)
+                    events += [CallEvent(index=call.index, id=call.id, name=name),
+                               CallEvent(index=call.index, arguments=arguments)]
+                return "", events
+        elif self._state != "content":
+            rest = ""
+        return (rest if self.content_allowed else ""), []
+
+
+def bare_calls(text: str, schemas: dict[str, dict[str, Any]]) -> list[tuple[str, str]] | None:
+    """The calls in an answer made only of JSON call objects, as (name, arguments JSON); None unless
+    every object names a known function with arguments valid for its schema."""
+    text = text.strip()
+    if fenced := FENCE.match(text):
+        text = fenced.group(1)
+    objects: list[Any] = []
+    decoder, at = json.JSONDecoder(), 0
+    try:
+        while at < len(text):
+            value, at = decoder.raw_decode(text, at)
+            objects += value if isinstance(value, list) else [value]
+            while at < len(text) and text[at] in " \t\r\n,":
+                at += 1
+    except json.JSONDecodeError:
+        return None
+    if not objects or len(objects) > MAX_PARALLEL_CALLS:
+        return None
+    calls = []
+    for obj in objects:
+        if not isinstance(obj, dict) or obj.get("name") not in schemas:
+            return None
+        args = obj.get("arguments", obj.get("parameters", {}))
+        if isinstance(args, str):                 # some models write the arguments as a JSON string
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError:
+                return None
+        if not isinstance(args, dict) or set(obj) - {"name", "arguments", "parameters"}:
+            return None
+        schema = schemas[obj["name"]] or {"type": "object"}
+        try:
+            jsonschema.validators.validator_for(schema)(schema).validate(args)
+        except (jsonschema.ValidationError, jsonschema.SchemaError):
+            return None
+        calls.append((obj["name"], json.dumps(args, ensure_ascii=False)))
+    return calls
 
