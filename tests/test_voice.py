@@ -103,6 +103,59 @@ def test_server_vad_ends_the_turn(server, question):
         assert audio
 
 
+LONG = "instructions=Answer+in+five+long+sentences.&max_tokens=120"
+
+
+def until_audio(ws) -> list[dict]:
+    """Events until the first audio frame of the answer arrives."""
+    events = []
+    while True:
+        msg = ws.recv(timeout=60)
+        if isinstance(msg, bytes):
+            return events
+        events.append(json.loads(msg))
+        assert events[-1]["type"] != "response.done", "the answer ended before it could be interrupted"
+
+
+def test_speaking_over_an_answer_cancels_it(server, question):
+    """Barge-in: speech that starts while an answer plays cancels the answer; the new question is
+    then answered, and the cancelled answer's words so far are part of the conversation."""
+    with connect(server.url.replace("http", "ws") + f"/v1/voice?vad=none&{LONG}", max_size=None) as ws:
+        json.loads(ws.recv(timeout=60))
+        data = pcm16(question)
+        ws.send(data)
+        ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        until_audio(ws)
+        events, _ = converse(ws, [data], commit=False)            # they talk over the answer
+        kinds = [e["type"] for e in events]
+        assert "speech_started" in kinds
+        done = events[-1]
+        assert (done["type"], done["status"], done["reason"]) == ("response.done", "cancelled", "speech_started")
+        assert words(done["transcript"]) == words(QUESTION)
+        events, audio = converse(ws, [], commit=True)             # the new question, committed
+        assert events[-1]["status"] == "completed" and audio
+        assert words(events[-1]["transcript"]) == words(QUESTION)
+
+
+def test_response_cancel_stops_the_answer_and_bills_what_was_generated(server, question):
+    since = time.time()
+    with connect(server.url.replace("http", "ws") + f"/v1/voice?vad=none&interrupt=0&{LONG}", max_size=None) as ws:
+        json.loads(ws.recv(timeout=60))
+        ws.send(pcm16(question))
+        ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        until_audio(ws)
+        events, _ = converse(ws, [json.dumps({"type": "response.cancel"})], commit=False)
+        done = events[-1]
+        assert (done["status"], done["reason"]) == ("cancelled", "client")
+        # the socket still works: another turn is answered in full
+        events, audio = converse(ws, [pcm16(question)], commit=True)
+        assert events[-1]["status"] == "completed" and audio
+    rows = [r for r in voice_rows(server, 6, since) if r.model == "omnimini-mini-2026-11-21"]
+    assert len(rows) == 2
+    cut = min(rows, key=lambda r: r.created_at)
+    assert 0 < cut.completion_tokens < 120           # billed for what was generated before the cancel
+
+
 def test_voice_socket_bad_input(server):
     with connect(server.url.replace("http", "ws") + "/v1/voice", max_size=None) as ws:
         json.loads(ws.recv(timeout=60))

@@ -2,11 +2,20 @@
 
 Client -> server: binary frames of 16-bit little-endian mono PCM at 16 kHz (any length); text
 frames `{"type": "input_audio_buffer.commit"}` (end of speech now, as push-to-talk or a
-client-side VAD decides) or `{"type": "input_audio_buffer.clear"}`.
+client-side VAD decides), `{"type": "input_audio_buffer.clear"}` or `{"type": "response.cancel"}`.
 Server -> client: text frames `session.created`, `speech_started`, `speech_stopped`, `transcript`,
-`text.delta`, `response.done` (with timings from the end of speech) or `error`; binary frames of the
-answer's audio, 16-bit mono PCM at 24 kHz, sent as each clause is synthesised.
-Query parameters: model, instructions, max_tokens, vad (server|none), hangover_ms, speculate (1|0).
+`text.delta`, `response.done` (`status` "completed" with timings from the end of speech, or
+"cancelled") or `error`; binary frames of the answer's audio, 16-bit mono PCM at 24 kHz, sent as
+each clause is synthesised.
+Query parameters: model, instructions, max_tokens, vad (server|none), hangover_ms, speculate (1|0),
+interrupt (1|0).
+
+Barge-in: the socket keeps listening while an answer is on its way. With `interrupt=1` (the
+default, as OpenAI's Realtime API's `interrupt_response`), speech that starts during an answer
+cancels it: generation and synthesis stop, `response.done` says `"status": "cancelled"`, and the
+text generated so far joins the conversation. `response.cancel` does the same on the client's word,
+and a new commit cancels an answer still running. The client stops its own playback. It should
+cancel its speaker's echo (browsers do with `echoCancellation`), or the answer interrupts itself.
 
 Metering: each answered turn writes three usage rows on endpoint VOICE_ENDPOINT (the transcriber's
 seconds, the chat model's tokens, the voice's characters: the units and prices of the HTTP routes)
@@ -17,9 +26,11 @@ cancelled guess costs no request); the key's model list applies to them as to an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -29,7 +40,7 @@ from omnimini.engine.audio import OUTPUT_RATE
 from omnimini.metering.usage import record
 from omnimini.protocol.common import Usage
 from omnimini.protocol.errors import APIError, RateLimitExceeded
-from omnimini.voice.loop import VOICE_INSTRUCTIONS, VOICE_MAX_TOKENS, VoiceSession
+from omnimini.voice.loop import VOICE_INSTRUCTIONS, VOICE_MAX_TOKENS, Turn, VoiceSession
 from omnimini.voice.vad import HANGOVER_MS, RATE
 
 router = APIRouter()
@@ -61,6 +72,7 @@ async def voice(ws: WebSocket):
                                max_tokens=int(q.get("max_tokens", VOICE_MAX_TOKENS)),
                                hangover_ms=int(q.get("hangover_ms", HANGOVER_MS)),
                                speculate=q.get("speculate", "1") != "0")
+        interrupt = q.get("interrupt", "1") != "0"
         runtime.catalog.resolve(session.model, kind="chat")
         await runtime.speech.whisper(session.transcriber)     # load now, not in the first turn
         await runtime.speech.piper(session.voice_model)
@@ -77,43 +89,77 @@ async def voice(ws: WebSocket):
     meter = _Meter(ws.app.state, principal, runtime.catalog, session)
     try:
         with opened(meter.ctx):      # turns (tasks made in feed/commit) inherit it: admit()/report() land here
-            await _converse(ws, session, meter, server_vad)
+            await _converse(ws, session, meter, server_vad, interrupt)
     except WebSocketDisconnect:
         pass
     finally:
         session.close()
 
 
-async def _converse(ws: WebSocket, session: VoiceSession, meter: "_Meter", server_vad: bool) -> None:
-    while True:
-        msg = await ws.receive()
-        if msg["type"] == "websocket.disconnect":
-            break
-        end = False
-        if msg.get("bytes") is not None:
-            data = msg["bytes"]
-            if len(data) > MAX_FRAME_BYTES or len(data) % 2:
-                await ws.send_json({"type": "error", "error": {"message": "audio frames are 16-bit PCM, "
-                                                              f"at most {MAX_FRAME_BYTES} bytes"}})
-                continue
-            events = session.feed(np.frombuffer(data, "<i2").astype(np.float32) / 32768)
-            for ev in events:
-                if ev in ("speech_started", "speech_stopped"):
-                    await ws.send_json({"type": ev})
-            end = server_vad and "speech_stopped" in events
-        elif msg.get("text"):
-            try:
-                kind = json.loads(msg["text"]).get("type")
-            except (ValueError, AttributeError):
-                kind = None
-            if kind == "input_audio_buffer.commit":
-                end = True
-            elif kind == "input_audio_buffer.clear":
-                session.clear()
-            else:
-                await ws.send_json({"type": "error", "error": {"message": f"unknown event {kind!r}"}})
-        if end and await meter.admit(ws):
-            await _answer(ws, session, meter)
+class _Out:
+    """The socket's sends, one message at a time: the answer task and the receive loop both send."""
+
+    def __init__(self, ws: WebSocket):
+        self.ws, self.lock = ws, asyncio.Lock()
+
+    async def json(self, obj: dict) -> None:
+        async with self.lock:
+            await self.ws.send_json(obj)
+
+    async def bytes(self, data: bytes) -> None:
+        async with self.lock:
+            await self.ws.send_bytes(data)
+
+
+async def _converse(ws: WebSocket, session: VoiceSession, meter: "_Meter", server_vad: bool,
+                    interrupt: bool) -> None:
+    out = _Out(ws)
+    playing: _Playing | None = None     # the answer being sent, while the socket listens on
+
+    async def cut(reason: str) -> None:
+        if playing is not None and not playing.task.done():
+            await _cancel(out, session, meter, playing, reason)
+
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                break
+            end = False
+            if msg.get("bytes") is not None:
+                data = msg["bytes"]
+                if len(data) > MAX_FRAME_BYTES or len(data) % 2:
+                    await out.json({"type": "error", "error": {"message": "audio frames are 16-bit PCM, "
+                                                               f"at most {MAX_FRAME_BYTES} bytes"}})
+                    continue
+                events = session.feed(np.frombuffer(data, "<i2").astype(np.float32) / 32768)
+                for ev in events:
+                    if ev in ("speech_started", "speech_stopped"):
+                        await out.json({"type": ev})
+                if interrupt and "speech_started" in events:
+                    await cut("speech_started")            # barge-in: they talk over the answer
+                end = server_vad and "speech_stopped" in events
+            elif msg.get("text"):
+                try:
+                    kind = json.loads(msg["text"]).get("type")
+                except (ValueError, AttributeError):
+                    kind = None
+                if kind == "input_audio_buffer.commit":
+                    end = True
+                elif kind == "input_audio_buffer.clear":
+                    session.clear()
+                elif kind == "response.cancel":
+                    await cut("client")
+                else:
+                    await out.json({"type": "error", "error": {"message": f"unknown event {kind!r}"}})
+            if end and await meter.admit(out):
+                await cut("new_turn")
+                t_end, turn = time.monotonic(), session.commit()
+                playing = _Playing(asyncio.create_task(_answer(out, session, meter, turn, t_end)), turn, t_end)
+    finally:
+        if playing is not None and not playing.task.done():
+            playing.task.cancel()
+            await asyncio.gather(playing.task, return_exceptions=True)
 
 
 async def _authorized(ws: WebSocket):
@@ -137,7 +183,7 @@ class _Meter:
         self.specs = {name: catalog.resolve(name) for name in (session.model, session.transcriber, session.voice_model)}
         self.session = session
 
-    async def admit(self, ws: WebSocket) -> bool:
+    async def admit(self, out: _Out) -> bool:
         """One request of the key's RPM for the chat model; False (and an error event) when over it."""
         who = self.principal
         if self.platform is None or who is None or who.rpm is None:
@@ -146,8 +192,8 @@ class _Meter:
             await self.platform.store.run(self.platform.limiter.admit, who, self.specs[self.session.model].id, 0)
         except RateLimitExceeded as e:
             self.session.clear()
-            await ws.send_json({"type": "error", "error": {"message": str(e), "code": "rate_limit_exceeded",
-                                                           "retry_after": round(e.retry_after, 1)}})
+            await out.json({"type": "error", "error": {"message": str(e), "code": "rate_limit_exceeded",
+                                                       "retry_after": round(e.retry_after, 1)}})
             return False
         return True
 
@@ -172,25 +218,46 @@ class _Meter:
             log.exception("could not record voice usage")
 
 
-async def _answer(ws: WebSocket, session: VoiceSession, meter: _Meter) -> None:
-    t_end = time.monotonic()
-    turn = session.commit()
+@dataclass
+class _Playing:
+    task: asyncio.Task          # _answer, sending the turn's events
+    turn: Turn
+    t_end: float                # when the end of speech was known
+
+
+async def _cancel(out: _Out, session: VoiceSession, meter: _Meter, playing: _Playing, reason: str) -> None:
+    """Stop the answer being sent: its task, the turn's generation and synthesis. What was
+    generated so far joins the conversation and is billed."""
+    turn = playing.turn
+    playing.task.cancel()
+    await asyncio.gather(playing.task, return_exceptions=True)
+    if turn.task is not None:
+        turn.task.cancel()
+        await asyncio.gather(turn.task, return_exceptions=True)   # the chat stream reports its usage
+    session.finish(turn)
+    await meter.turn_done(turn, time.monotonic() - playing.t_end)
+    await out.json({"type": "response.done", "status": "cancelled", "reason": reason,
+                    "transcript": turn.user_text, "text": turn.text})
+
+
+async def _answer(out: _Out, session: VoiceSession, meter: _Meter, turn: Turn, t_end: float) -> None:
     first_audio = None
     async for kind, value in turn.stream():
         if kind == "audio":
-            await ws.send_bytes(value)
+            await out.bytes(value)
             if first_audio is None:
                 first_audio = time.monotonic()
         elif kind == "transcript":
-            await ws.send_json({"type": "transcript", "text": value})
+            await out.json({"type": "transcript", "text": value})
         elif kind == "text":
-            await ws.send_json({"type": "text.delta", "delta": value})
+            await out.json({"type": "text.delta", "delta": value})
         elif kind == "error":
-            await ws.send_json({"type": "error", "error": {"message": str(value), "param": value.param}})
+            await out.json({"type": "error", "error": {"message": str(value), "param": value.param}})
         elif kind == "done":
             session.finish(turn)
             await meter.turn_done(turn, time.monotonic() - t_end)
-            await ws.send_json({"type": "response.done", "transcript": turn.user_text, "text": value, "timings_ms": {
+            await out.json({"type": "response.done", "status": "completed", "transcript": turn.user_text,
+                            "text": value, "timings_ms": {
                 "transcript": _ms(turn, "transcript", t_end), "first_token": _ms(turn, "first_token", t_end),
                 "first_audio_sent": None if first_audio is None else round((first_audio - t_end) * 1000, 1),
                 "done": _ms(turn, "done", t_end)}})

@@ -1,8 +1,9 @@
 // The playground's "Talk" control: the microphone streams to the voice loop (WebSocket /v1/voice,
 // protocol in docs/audio.md) and the spoken answer plays as its clauses arrive.
 // Hands-free: the server's VAD ends each turn. Otherwise push-to-talk: "Talk" starts a turn and
-// "Done" ends it (input_audio_buffer.commit). The loop has no barge-in, so the microphone is not
-// sent while an answer is on its way or playing (that also keeps the answer out of the next question).
+// "Done" ends it (input_audio_buffer.commit). The page does not use the loop's barge-in yet: the
+// microphone is not sent while an answer is on its way or playing (that also keeps the answer out
+// of the next question).
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
