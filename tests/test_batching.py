@@ -232,3 +232,37 @@ def test_a_second_turn_is_the_same_whether_the_first_is_cached_or_not(parallel8,
         cold = _greedy(parallel8, follow)
         assert warm.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 2
         assert warm.choices[0].message.content == cold.choices[0].message.content
+
+
+def test_a_failing_step_fails_its_requests_and_the_engine_goes_on():
+    """A bug inside a scheduling step must not kill the worker thread (every request would hang):
+    the requests of that step get an error, and the next request is served as usual."""
+    import asyncio
+
+    from omnimini.engine.base import EngineError, SamplingParams
+    from omnimini.engine.llama import LlamaEngine
+    from omnimini.models.weights import embedded_gguf_path
+
+    async def go():
+        engine = LlamaEngine(embedded_gguf_path(), n_ctx=256, n_threads=2, slots=2)
+        sched, real_step = engine._scheduler, engine._scheduler._step
+        calls = []
+
+        def broken_once(active):
+            calls.append(len(active))
+            if len(calls) == 1:
+                raise IndexError("a scheduling bug")
+            return real_step(active)
+
+        sched._step = broken_once
+        prompt = engine.chat_tokens([{"role": "user", "content": "Say hi."}])
+        params = SamplingParams(max_tokens=8, temperature=0.0)
+        try:
+            with pytest.raises(EngineError, match="IndexError"):
+                async for _ in engine.generate(prompt, params):
+                    pass
+            text = "".join([s.text async for s in engine.generate(prompt, params)])
+            assert text and len(calls) > 1
+        finally:
+            await engine.close()
+    asyncio.run(go())

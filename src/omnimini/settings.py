@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     prompt_cache: int = Field(8, ge=0, le=64, description="Prompt prefixes of past requests kept in the KV "
                               "cache per chat model, besides the slots (least recently used goes first).")
     load_invariant: bool = Field(True, description="Schedule batches so that greedy output does not depend "
-                                 "on what else runs (docs/concurrency.md); off also turns on flash "
-                                 "attention, for more throughput with several clients.")
+                                 "on what else runs (docs/concurrency.md); off gives the older "
+                                 "scheduling, which is no faster now.")
     preload: list[str] = Field(default_factory=lambda: ["omnimini-mini"],
                                description="Models to load at start-up instead of on first request.")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024,

@@ -89,7 +89,7 @@ class LlamaEngine(Engine):
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
                  chat_template: str | None = None, slots: int = DEFAULT_SLOTS,
                  max_queue: int = DEFAULT_MAX_QUEUE, prompt_cache: int = DEFAULT_PROMPT_CACHE,
-                 load_invariant: bool = True, mmproj: Path | None = None):
+                 load_invariant: bool = True, mmproj: Path | None = None, flash_attn: bool = True):
         threads = n_threads or max(1, os.cpu_count() or 1)
         # The Llama object gives us the model, its tokenizer and metadata; it gets a token context.
         # Generation runs in our own context, with one KV sequence (and buffer) per slot.
@@ -106,16 +106,17 @@ class LlamaEngine(Engine):
         params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx * slots, N_BATCH, N_BATCH
         params.n_seq_max, params.kv_unified = slots, False
         params.n_threads, params.n_threads_batch = threads, threads
-        # Flash attention: off in load-invariant mode (the default), as in llama-cpp-python's Llama.
-        # On CPU its kernel depends on the batch: a lone decoding sequence over 512+ KV cells takes
-        # a split-KV path, several together another, and prompt chunks of 64+ tokens a tiled one
-        # (ggml-cpu/ops.cpp, ggml_compute_forward_flash_attn_ext_f16). Even kept to the row-by-row
-        # kernel, long prompts' greedy answers still changed with prefix-cache hits (7 of 8 at ~400
-        # tokens; docs/concurrency.md). Without invariance, "auto" as llama-server: FA where the
-        # backend has it, which decodes 8 sequences 7-15% faster here.
-        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED if load_invariant
-                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO)
+        # Flash attention, as llama-server uses it: it decodes 8 sequences 7-15% faster here
+        # (docs/concurrency.md). Its CPU kernels depend on the batch; the scheduler keeps greedy
+        # output load-invariant anyway (scheduler.py, FA_MAX_CHUNK and FA_SPLIT_FROM).
+        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
+                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         self._ctx = llama_cpp.llama_init_from_model(self._llm.model, params)
+        if not self._ctx and flash_attn:        # a backend without it: go on without
+            log.warning("flash attention is not available here; running without it")
+            flash_attn, params.flash_attn_type = False, llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            self._ctx = llama_cpp.llama_init_from_model(self._llm.model, params)
+        self.flash_attn = flash_attn
         if not self._ctx:
             raise EngineError(f"llama.cpp could not create a context of {self.n_ctx} tokens")
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
@@ -134,7 +135,8 @@ class LlamaEngine(Engine):
             eos_token=self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
         self._pieces: dict[int, bytes] = {}
         self._closing: tuple[list[int], list[int]] | None = None
-        self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant)
+        self._scheduler = Scheduler(self, slots, N_BATCH, prompt_cache, invariant=load_invariant,
+                                    flash_attn=flash_attn)
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._outbox: list[tuple] = []       # (loop, queue, job, item) emitted, not yet delivered
         self._holds: weakref.WeakSet[Hold] = weakref.WeakSet()   # admitted, not yet queued

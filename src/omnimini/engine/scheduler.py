@@ -74,6 +74,22 @@ PROMPT_CACHE_MAX_BYTES = 1 << 30
 # docstring), so in load-invariant mode no prompt chunk is shorter than this (unless the whole
 # prompt is).
 MIN_CHUNK = 2
+# Flash attention (engine/llama.py) has three CPU kernels that sum differently
+# (ggml-cpu/ops.cpp, ggml_compute_forward_flash_attn_ext_f16): a tiled one for 64+ query tokens of
+# one sequence in a micro-batch (GGML_FA_TILE_Q), a split-KV one for a micro-batch of a single
+# token of a single sequence over 512+ KV cells, and a row-by-row one (each query row on its own,
+# over the unmasked cells in cell order) for everything else. Load-invariant mode keeps every token
+# on the row-by-row kernel: no prompt chunk is longer than FA_MAX_CHUNK, and a decoding sequence
+# with more than FA_SPLIT_FROM cells (the cache pads KV views to 256 cells, so 512+) that would be
+# alone in its micro-batch gets a twin: a throwaway token at the next position of the same
+# sequence, in the same call, removed after it (two query rows: the row-by-row kernel, and the
+# causal mask hides the twin from the real token). Which sequences are alone: with one KV stream
+# per sequence, llama.cpp puts only consecutive, increasing sequence ids in one micro-batch
+# (`split_equal(..., sequential=true)`, src/llama-batch.cpp), so decoding sequences 3 and 5 are two
+# micro-batches of one token each. (A companion token in another sequence only helps when that
+# sequence is the next id, placed after it; 1-slot engines have none.)
+FA_MAX_CHUNK = 63
+FA_SPLIT_FROM = 256
 # Smoothing of the average time a request holds a slot, which estimates Retry-After for a full queue.
 SERVICE_TIME_EMA = 0.2
 
@@ -108,9 +124,12 @@ class Slot:
 
 class Scheduler:
     def __init__(self, engine: "LlamaEngine", n_slots: int, n_batch: int, cache_entries: int = 0,
-                 invariant: bool = True):
+                 invariant: bool = True, flash_attn: bool = False):
         self.engine = engine
         self.invariant = invariant      # greedy output independent of load and of cache hits
+        # the longest prompt chunk of one sequence (see FA_MAX_CHUNK)
+        self.max_chunk = FA_MAX_CHUNK if invariant and flash_attn else n_batch
+        self.twins = invariant and flash_attn
         self.slots = [Slot(seq_id=i) for i in range(n_slots)]
         self.cache: list[CacheEntry] = []
         self.cache_entries = cache_entries
@@ -250,7 +269,17 @@ class Scheduler:
             active = [s for s in self.slots if s.job is not None]
             if active:
                 GATE.yield_to_urgent()      # speech someone is waiting on goes first (engine/cpu.py)
-                self._step(active)
+                try:
+                    self._step(active)
+                except Exception as e:     # noqa: BLE001 - a bug must fail requests, not hang them all
+                    log.exception("a scheduling step failed")
+                    for s in active:
+                        if s.job is not None:
+                            s.job.emit(EngineError(f"the generation failed: {e.__class__.__name__}"))
+                            llama_cpp.llama_memory_seq_rm(self.engine.memory, s.seq_id, -1, -1)
+                            s.cached = []
+                            self._release(s)
+                    self.engine.deliver()
 
     def _step(self, active: list[Slot]) -> None:
         """One step: the next token of every generating sequence, then prompt chunks as room allows.
@@ -262,8 +291,11 @@ class Scheduler:
         decoding = [s for s in active if s.prefill_at >= len(s.job.prompt)]
         prefilling = [s for s in active if s.prefill_at < len(s.job.prompt)]
         batches: list[list[tuple[Slot, list[int]]]] = []
+        twins: set[int] = set()
         if decoding:
             batches.append([(s, [s.run.pending]) for s in decoding])
+            if self.twins:
+                twins = self._twins(decoding)
         room = self.n_batch - len(decoding)
         images: list[list[tuple[Slot, list[int]]]] = []
         for s in [s for s in prefilling if self._segment(s)[1] is not None]:
@@ -288,8 +320,18 @@ class Scheduler:
                     batches[0].append(chunk)
                 room -= size
         for batch in batches + images:
-            if not self._decode(active, batch):
+            if not self._decode(active, batch, twins if decoding and batch is batches[0] else set()):
                 return
+
+    def _twins(self, decoding: list[Slot]) -> set[int]:
+        """seq_ids of the decoding sequences that get a twin token (FA_SPLIT_FROM says why): those
+        over FA_SPLIT_FROM cells whose neighbouring ids do not decode (alone in their micro-batch),
+        unless the twin would not fit in the sequence's n_ctx cells (the very last token of a full
+        context then takes the split-KV kernel)."""
+        ids = {s.seq_id for s in decoding}
+        return {s.seq_id for s in decoding
+                if FA_SPLIT_FROM < len(s.cached) + 1 < self.engine.n_ctx
+                and s.seq_id - 1 not in ids and s.seq_id + 1 not in ids}
 
     def _equal_chunks(self, prefilling: list[Slot], room: int) -> tuple[list[Slot], int]:
         """Prompts to prefill together in one `llama_decode`, and the chunk size each gets.
@@ -299,7 +341,7 @@ class Scheduler:
         tinyBLAS path, module docstring), and one call computes all of them instead of one call per
         prompt, which left the generating sequences waiting behind a series of calls."""
         remaining = {id(s): self._segment(s)[0] - s.prefill_at for s in prefilling}
-        size = min(room // len(prefilling), min(remaining.values()))
+        size = min(room // len(prefilling), min(remaining.values()), self.max_chunk)
         group = [s for s in prefilling if remaining[id(s)] - size != 1]   # never leave a 1-token tail
         if size < MIN_CHUNK or len(group) < 2:
             return [], 0
@@ -309,7 +351,7 @@ class Scheduler:
         """How many of `s`'s remaining prompt tokens (up to the end of the text or image it is in)
         to prefill now, with `room` tokens left."""
         remaining = self._segment(s)[0] - s.prefill_at
-        size = min(room, remaining)
+        size = min(room, remaining, self.max_chunk)
         if not self.invariant or remaining < MIN_CHUNK:
             return max(size, 0)
         if remaining - size == 1:              # never leave a 1-token chunk for later
@@ -326,10 +368,12 @@ class Scheduler:
                 end = span.start
         return end, None
 
-    def _decode(self, active: list[Slot], batch: list[tuple[Slot, list[int]]]) -> bool:
+    def _decode(self, active: list[Slot], batch: list[tuple[Slot, list[int]]],
+                twins: set[int] = frozenset()) -> bool:
         """Decode `batch` (slots with their tokens) in one `llama_decode`, then sample every slot
         whose logits it produced. False when the decode failed (the step ends). A batch at an
-        image (a single chunk, see _step) is decoded from the image's embeddings."""
+        image (a single chunk, see _step) is decoded from the image's embeddings. `twins`: seq_ids
+        of (decoding) slots whose token gets a throwaway twin after it (FA_SPLIT_FROM says why)."""
         n = 0
         image = self._segment(batch[0][0])[1] if batch[0][0].prefill_at < len(batch[0][0].job.prompt) else None
         b = self.batch if image is None else self._embeddings(batch[0][0], image, len(batch[0][1]))
@@ -342,8 +386,14 @@ class Scheduler:
                           last and (generating or ends_prompt))
             s.logits_index = n + len(tokens) - 1 if (generating or ends_prompt) else -1
             n += len(tokens)
+            if s.seq_id in twins:       # same token again, one position on, no logits
+                self._put(b, n, tokens[-1], len(s.cached) + len(tokens), s.seq_id, False)
+                n += 1
         b.n_tokens = n
         rc = llama_cpp.llama_decode(self.engine.context, b)
+        for s, tokens in batch:
+            if s.seq_id in twins:
+                llama_cpp.llama_memory_seq_rm(self.engine.memory, s.seq_id, len(s.cached) + len(tokens), -1)
         if rc != 0:
             for s, _ in batch:
                 s.logits_index = -1
