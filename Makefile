@@ -46,7 +46,7 @@ bench: setup
 bench-concurrency: setup
 	$(BIN)/python -m pip install --quiet sse-starlette starlette-context
 	bash bench/build_llama_server.sh
-	$(BIN)/python bench/concurrency.py --markdown docs/concurrency-results.md
+	$(BIN)/python bench/concurrency.py --reps 3 --markdown docs/concurrency-results.md
 
 clean-venv:
 	rm -rf $(VENV)
