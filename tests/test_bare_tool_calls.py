@@ -48,6 +48,7 @@ def test_several_bare_calls_one_per_line():
     '{"name": "get_weather", "arguments": {"town": "Paris"}}',          # fails the schema
     '{"name": "get_weather", "arguments": {"city": 7}}',
     '{"name": "launch", "arguments": {}}',                               # no such function
+    '{"name": ["get_weather"], "arguments": {"city": "Paris"}}',          # a name that is no string
     '{"name": "get_weather", "arguments": {"city": "Paris"}, "x": 1}',   # not a call object
     '{"city": "Paris"}',
     '{"name": "get_weather", "arguments": {"city": "Paris"',            # cut short

