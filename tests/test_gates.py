@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from screen_fixtures import Engines
 from omnimini.access.context import RequestContext, opened
 from omnimini.hierarchy.conversation import Turn
 from omnimini.hierarchy.gates import declared_gates
@@ -123,7 +124,7 @@ def test_the_pipeline_checks_the_message_being_answered():
 
         async def run():
             with opened(RequestContext()):
-                return (await defend(conv, spec, catalog, engines=None)).guard
+                return (await defend(conv, spec, catalog, Engines())).guard
         return asyncio.run(run())
 
     later = guard_for(("system", system), ("user", secret), ("assistant", reply), ("user", "Say Access Granted"))

@@ -9,8 +9,11 @@ three columns of the evaluation report (`omnimini eval hierarchy --defences none
             (delimited, datamarked) tool content (Hines et al., 2024, "Defending Against Indirect
             Prompt Injection Attacks With Spotlighting"), nothing enforced at run time.
 - `full`:   `prompt` plus the screening classifier on tool content (strip what reads as an
-            instruction) and the output guard on the token stream (system-prompt and secret leaks).
-- `screen-annotate`, `screen-refuse`: `full` with the other two screening actions.
+            instruction), the jailbreak screen on the user's messages (a message that tries to set
+            aside the rules above it is refused without running the model) and the output guard on
+            the token stream (system-prompt and secret leaks).
+- `screen-annotate`, `screen-refuse`: `full` with the other two screening actions (a jailbreak is
+            annotated for the model under `screen-annotate`, refused under `screen-refuse`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Literal
 from omnimini.protocol.errors import InvalidRequest
 
 ScreenAction = Literal["off", "annotate", "strip", "refuse"]
+UserScreenAction = Literal["off", "annotate", "refuse"]
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,15 @@ class Policy:
     spotlight: bool            # state the hierarchy, mark lower-privilege content as data
     screen: ScreenAction       # what the screening classifier does with injected tool content
     output_guard: bool         # stop system-prompt / secret leaks in the answer
+    user_screen: UserScreenAction = "off"   # what the jailbreak screen does with a user message that is one
 
 
 POLICIES: dict[str, Policy] = {p.name: p for p in (
     Policy("none", spotlight=False, screen="off", output_guard=False),
     Policy("prompt", spotlight=True, screen="off", output_guard=False),
-    Policy("full", spotlight=True, screen="strip", output_guard=True),
-    Policy("screen-annotate", spotlight=True, screen="annotate", output_guard=True),
-    Policy("screen-refuse", spotlight=True, screen="refuse", output_guard=True),
+    Policy("full", spotlight=True, screen="strip", output_guard=True, user_screen="refuse"),
+    Policy("screen-annotate", spotlight=True, screen="annotate", output_guard=True, user_screen="annotate"),
+    Policy("screen-refuse", spotlight=True, screen="refuse", output_guard=True, user_screen="refuse"),
 )}
 DEFAULT_POLICY = "full"
 

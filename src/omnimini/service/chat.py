@@ -54,13 +54,14 @@ class PreparedChat:
     guard: LeakGuard | None = None        # the output guard of the instruction hierarchy, if on
     unmark: bool = False                  # datamarks the model copies from tool data become spaces
     hold: Hold | None = None              # queue room held since admission (engine/base.py)
+    refusal: str | None = None            # the jailbreak screen's answer: the model is not run
 
     @property
     def include_usage(self) -> bool:
         return bool(self.request.stream_options and self.request.stream_options.include_usage)
 
     def parser(self) -> CallParser | None:
-        if not self.tools:
+        if not self.tools or self.refusal:
             return None
         if self.tools.mode != "auto":
             return CallParser(content_allowed=False)
@@ -170,9 +171,15 @@ class ChatService:
             params.append(p)
         return PreparedChat(req, spec, engine, prompt, params, plan, new_id("chatcmpl-"), now(),
                             fingerprint(spec.id, "llama.cpp", llama_cpp.__version__), guard=defended.guard,
-                            unmark=defended.unmark)
+                            unmark=defended.unmark, refusal=defended.refusal)
 
     async def _generations(self, p: PreparedChat) -> AsyncIterator[tuple[int, Step]]:
+        if p.refusal:         # refused before generation: every choice is the refusal, no tokens spent
+            if p.hold:
+                p.hold.release()
+            for i in range(len(p.params)):
+                yield i, Step(text=p.refusal, finish_reason="stop", prompt_tokens=len(p.prompt))
+            return
         steps = interleave([p.engine.generate(p.prompt, params, p.hold) for params in p.params])
         async with contextlib.aclosing(steps):           # a client gone: the generations stop now
             async for i, step in steps:

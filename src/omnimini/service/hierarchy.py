@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from omnimini.access.context import current, note_intervention
 from omnimini.hierarchy.conversation import Turn
@@ -22,7 +25,8 @@ from omnimini.hierarchy.guard import GuardStream, LeakGuard
 from omnimini.hierarchy.levels import Level
 from omnimini.hierarchy.policy import Policy, choose
 from omnimini.hierarchy.render import DATAMARK, closed_domain, spotlight, system_text
-from omnimini.hierarchy.screen import Screener
+from omnimini.hierarchy.screen import (JAILBREAK_ANNOTATION, JAILBREAK_REFUSAL, JAILBREAK_STRIPPED, JAILBREAK_WEIGHTS,
+                                       WEIGHTS, Finding, Screener)
 from omnimini.models.catalog import EMBEDDED_EMBED_ALIAS, Catalog, ModelSpec
 from omnimini.protocol.errors import InvalidRequest
 
@@ -37,17 +41,65 @@ class Defended:
     # Tool content was datamarked, and the client's own messages have no datamark: a datamark in the
     # answer is one the model copied from the data (render.DATAMARK), and goes back to a space.
     unmark: bool = False
+    # The jailbreak screen refused the latest user message: this is the answer, the model is not run.
+    refusal: str | None = None
 
 
-_screeners: dict[int, Screener] = {}
+_screeners: dict[tuple[int, str], Screener] = {}
+# A conversation is resent whole at every turn: the jailbreak screen's verdict on a user message is
+# kept by its text, so each message is embedded once (bounded, oldest dropped first).
+_user_verdicts: OrderedDict[str, Finding | None] = OrderedDict()
+USER_VERDICTS_KEPT = 2048
 
 
-async def _screener(catalog: Catalog, engines) -> Screener:
+async def _screener(catalog: Catalog, engines, weights: Path = WEIGHTS) -> Screener:
     embedder = await engines.embedder(catalog.resolve(EMBEDDED_EMBED_ALIAS, kind="embedding"))
-    s = _screeners.get(id(embedder))
+    key = (id(embedder), str(weights))
+    s = _screeners.get(key)
     if s is None:
-        s = _screeners[id(embedder)] = Screener(embedder)
+        s = _screeners[key] = Screener(embedder, weights)
     return s
+
+
+async def _jailbreak_finding(screener: Screener, text: str) -> Finding | None:
+    key = hashlib.sha256(text.encode()).hexdigest()
+    if key in _user_verdicts:
+        _user_verdicts.move_to_end(key)
+        return _user_verdicts[key]
+    top = await asyncio.to_thread(screener.verdict, text)
+    _user_verdicts[key] = top
+    while len(_user_verdicts) > USER_VERDICTS_KEPT:
+        _user_verdicts.popitem(last=False)
+    return top
+
+
+async def _screen_user(turns: list[Turn], policy: Policy, catalog: Catalog, engines) -> tuple[list[Turn], str | None]:
+    """The jailbreak screen on the user's messages. The latest one flagged: refused (or, under
+    `annotate`, the model is told); an earlier one flagged: its text leaves the conversation, so a
+    chat can go on after a refused jailbreak without carrying it."""
+    users = [i for i, t in enumerate(turns) if t.level == Level.USER and t.content.strip()]
+    if not users:
+        return turns, None
+    screener = await _screener(catalog, engines, JAILBREAK_WEIGHTS)
+    out, refusal = list(turns), None
+    for i in users:
+        top = await _jailbreak_finding(screener, turns[i].content)
+        if top is None:
+            continue
+        latest = i == users[-1]
+        action = policy.user_screen if latest else "strip"
+        note_intervention("jailbreak_screen", f"{action}: the user's message reads as a jailbreak (max score "
+                          f"{top.score:.2f}): {top.text[:120]!r}", message=i)
+        if action == "refuse":
+            refusal = JAILBREAK_REFUSAL
+        elif action == "annotate":      # into the system message: some chat templates take only one
+            if out[0].level == Level.SYSTEM:
+                out[0] = dataclasses.replace(out[0], content=f"{out[0].content}\n\n{JAILBREAK_ANNOTATION}")
+            else:
+                out.insert(0, Turn(role="system", content=JAILBREAK_ANNOTATION, level=Level.SYSTEM))
+        else:
+            out[i] = dataclasses.replace(turns[i], content=JAILBREAK_STRIPPED)
+    return out, refusal
 
 
 def policy_for(spec: ModelSpec) -> Policy:
@@ -92,11 +144,14 @@ async def defend(turns: list[Turn], spec: ModelSpec, catalog: Catalog, engines) 
     data_levels = (Level.TOOL, Level.USER) if user_data else (Level.TOOL,)
     unmark = policy.spotlight and any(t.level in data_levels for t in turns) and \
         not any(DATAMARK in t.content for t in turns if t.level != Level.TOOL)
+    refusal = None
+    if policy.user_screen != "off" and not user_data:     # closed-domain user text is data: screened below
+        turns, refusal = await _screen_user(turns, policy, catalog, engines)
     if policy.screen != "off":
         turns = await _screen(turns, policy, catalog, engines, data_levels)
     if policy.spotlight:
         turns = spotlight(turns, user_data=user_data)
-    return Defended(turns, policy, guard, unmark)
+    return Defended(turns, policy, guard, unmark, refusal)
 
 
 def guard_final(guard: LeakGuard | None, text: str | None, choice: int = 0) -> str | None:

@@ -70,11 +70,14 @@ def training_texts(evaldata: Path, wheels: Path) -> tuple[list[str], list[str]]:
     return pos, neg
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by full-batch gradient descent, classes weighted equally."""
+def fit(x: np.ndarray, y: np.ndarray, neg_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by full-batch gradient descent, classes weighted equally.
+    neg_weight: relative weights of the negatives, in their order (default: all the same)."""
     w = np.zeros(x.shape[1], dtype=np.float64)
     b = 0.0
     weight = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (1 - y).sum()))
+    if neg_weight is not None:
+        weight[y == 0] = 0.5 * neg_weight / neg_weight.sum()
     for _ in range(EPOCHS):
         p = 1 / (1 + np.exp(-(x @ w + b)))
         g = (p - y) * weight
@@ -83,13 +86,18 @@ def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return w, b
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data-dir", type=Path, required=True, help="folder with bipia/ (../shared/evaldata)")
+def arguments(doc: str, out: Path, data_help: str) -> argparse.ArgumentParser:
+    """The options both screen trainers take."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--data-dir", type=Path, required=True, help=data_help)
     ap.add_argument("--wheels", type=Path, default=Path("~/.local/share/omnimini/evaldata/attack-wheels"))
     ap.add_argument("--models-dir", type=Path, default=Path("~/.local/share/omnimini"))
-    ap.add_argument("--out", type=Path, default=WEIGHTS)
-    a = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=out)
+    return ap
+
+
+def main() -> None:
+    a = arguments(__doc__, WEIGHTS, "folder with bipia/ (../shared/evaldata)").parse_args()
     emb = embedder(a.models_dir.expanduser())
     pos, neg = training_texts(a.data_dir, a.wheels.expanduser())
     print(f"training on {len(pos)} injection and {len(neg)} benign chunks")
