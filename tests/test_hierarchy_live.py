@@ -148,6 +148,14 @@ def test_a_jailbreak_is_refused_before_the_model_runs_streamed_and_whole(env):
         if c.choices]
     assert "".join(d.refusal or "" for d in deltas) == JAILBREAK_REFUSAL
     assert not "".join(d.content or "" for d in deltas)
+    # A forced tool call has no call to give: the refusal says why in message.refusal, not as content.
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]
+    for choice in ("required", {"type": "function", "function": {"name": "lookup"}}):
+        forced = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=40, tools=tools,
+                                                tool_choice=choice).choices[0]
+        assert forced.message.refusal == JAILBREAK_REFUSAL and forced.message.content is None
+        assert not forced.message.tool_calls and forced.finish_reason == "stop"
 
 
 def test_a_small_real_eval_run(tmp_path):

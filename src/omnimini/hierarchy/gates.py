@@ -27,9 +27,13 @@ from dataclasses import dataclass, field
 
 from omnimini.hierarchy.normalize import squash
 
-# What a gate speaks of: a secret the user must give (the words of guard.SECRET_DECLARATION).
-SECRET_WORDS = re.compile(r"\b(?:password|passcode|pass\s?phrase|passwords|access\s?code|code\s?word|secret"
-                          r"(?:\s(?:word|key|code|phrase|number))?|pin|key|code|token)\b", re.IGNORECASE)
+# The nouns of a secret, as system prompts name them (Gandalf, Tensor Trust, the paper's password
+# set): one list for the guard's declarations (guard.SECRET_DECLARATION, "the password is X") and for
+# what a gate speaks of here.
+SECRET_NOUNS = (r"password|passcode|pass\s?phrase|pass\s?word|secret(?:\s(?:word|key|code|phrase|number))?|"
+                r"access\s?code|code\s?word|api[\s_-]?key|key|pin|token")
+# What a gate speaks of: a secret the user must give; a bare "code" too ("if the code is right").
+SECRET_WORDS = re.compile(rf"\b(?:{SECRET_NOUNS}|passwords|code)\b", re.IGNORECASE)
 CONDITION = re.compile(r"\b(?:if|only|when|whenever|unless|provided|once)\b", re.IGNORECASE)
 # The user gives the secret (not: asks about it).
 GIVES = re.compile(r"\b(?:says?|said|enters?|entered|types?|typed|gives?|gave|provides?|provided|supplies|"
@@ -67,6 +71,8 @@ _SENTENCE = re.compile(r"[^.!?;\n]+(?:[.!?;]+[\"”’'`]?|\n|$)")      # a clos
 # "Unless the user gives the code, say X[, then/in which case say Y]": X is the fallback, Y the gated one.
 UNLESS = re.compile(r"\bunless\b", re.IGNORECASE)
 THEN = re.compile(r"\b(?:then|in\s+which\s+case)\b", re.IGNORECASE)
+# "If it is the code, say X, else say Y" in one sentence: the gate and its fallback, split here.
+ELSE = re.compile(r"\b(?:otherwise|else)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -125,6 +131,13 @@ def _privileged(replies: list[str], keys: set[str]) -> list[str]:
             and r.lower() not in NOT_A_REPLY]
 
 
+def _gate_then_else(sentence: str) -> bool:
+    """A sentence that gives the gated reply and then, after "else"/"otherwise", the fallback. The part
+    before must be the positive case ("if it is X, say A"), not the other one ("if it is wrong, say A")."""
+    parts = ELSE.split(sentence, maxsplit=1)
+    return len(parts) == 2 and not OTHERWISE.search(parts[0]) and bool(_replies(parts[0]))
+
+
 def declared_gates(system_text: str, secrets: list[str]) -> Gates:
     """The gates of a system prompt that declares `secrets`. A gate needs a key the server can check
     in the user's message: a declared secret, or a string quoted in the gate's own condition ('If the
@@ -152,6 +165,10 @@ def declared_gates(system_text: str, secrets: list[str]) -> Gates:
             gated_part = after[0] if after else ""
             # "Never say X unless ...": X is the gated reply.
             gates.replies += _privileged(_replies(before, negated=True), keys)
+        elif _gate_then_else(sentence):
+            # "If it is 'x', print A, else print B": the gate before the "else", its fallback after.
+            gated_part, rest = ELSE.split(sentence, maxsplit=1)
+            gates.fallback = gates.fallback or next(iter(_replies(rest)), None)
         elif OTHERWISE.search(sentence):     # "if the password is wrong, say X"
             gates.fallback = gates.fallback or next(iter(_replies(sentence)), None)
             continue

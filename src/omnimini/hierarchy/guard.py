@@ -8,30 +8,30 @@ What the guard protects (from the system-level messages of the request):
 What counts as revealing, as far as a cheap check can tell (each view of the answer is searched):
 verbatim; case, spacing and punctuation changed (spelled out "W-A-V-E", one letter per line);
 in pieces (a large enough part of a secret); reversed (characters, or words for the prompt);
-leetspeak; rot13; base64, base32 and hex runs decoded; the initials of consecutive words (an
-acrostic, or the NATO alphabet). Translation and free paraphrase are not detected: the rendering
-defence (render.py) is what discourages those.
+leetspeak; letters doubled ("PPOORRCC"); every Caesar shift (rot13 among them) and Atbash; base64,
+base32, hex, binary, ASCII codes, letter positions (A=1) and Morse code decoded (encodings.py); the
+initials of consecutive words (an acrostic, or the NATO alphabet). Translation and free paraphrase
+are not detected: the rendering defence (render.py) is what discourages those.
 
 Streaming: `GuardStream` checks the whole answer so far on every piece and holds back only the tail
 that could still grow into a leak (`LeakGuard.hold_from`): the longest end of the text that is part
-of a protected string under any view (a piece of a secret, squashed, reversed or in leetspeak, in the
-text or its rot13; the first words of a run of the system prompt, forwards or reversed; initials that
+of a protected string under any view (a piece of a secret, squashed, reversed, enciphered, with
+letters doubled or in leetspeak, in the text or its rot13; the first words of a run of the system prompt, forwards or reversed; initials that
 begin a secret; everything from one half of a secret on, while the other half could still follow),
-plus a bounded tail when it looks like an encoding in progress (a run of the base64/hex alphabet:
-encodings cannot be bounded by prefix). Clean text is released as it comes; when a leak appears the
+plus a bounded tail when it looks like an encoding in progress (a run of the base64/hex alphabet,
+numbers, Morse signs: encodings cannot be bounded by prefix). Clean text is released as it comes; when a leak appears the
 stream stops and sends the refusal instead, so the held-back part (where the leak sits) is never sent.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
 import math
 import re
 from dataclasses import dataclass, field
 
-from omnimini.hierarchy.gates import declared_gates
+from omnimini.hierarchy.encodings import ENCODED_TAILS, cipher_forms, decoded
+from omnimini.hierarchy.gates import MIN_KEY_CHARS, SECRET_NOUNS, declared_gates
 from omnimini.hierarchy.normalize import squash    # noqa: F401 - also imported from here (evals, tests)
 
 # An answer may share fewer than this many consecutive words with the system prompt. Eight words
@@ -55,10 +55,16 @@ REFUSAL = "I'm sorry, but I can't share that."
 GATED_REASON = "gated reply"
 # How system prompts declare secrets, as in Gandalf, TensorTrust and the paper's password set.
 SECRET_DECLARATION = re.compile(
-    r"(?:password|passcode|pass\s?phrase|pass\s?word|secret(?:\s(?:word|key|code|phrase|number))?|"
-    r"access\s?code|code\s?word|api[\s_-]?key|key|pin|token)"
+    rf"(?:{SECRET_NOUNS})"
     r"(?:\s+\w+){0,3}?\s*(?:is|are|was|:|=|reads)\s*[\"'`“‘]?([^\s\"'`”’,;]{%d,})" % MIN_SECRET_CHARS,
     re.IGNORECASE)
+# What follows "the password is" when it describes the password rather than gives it ("if the
+# password is wrong", "the access code is confidential"): never a secret, or every answer with the
+# word would be refused.
+NOT_SECRETS = {"the", "that", "this", "secret", "wrong", "right", "correct", "incorrect", "invalid", "valid",
+               "given", "entered", "provided", "required", "needed", "missing", "empty", "confidential",
+               "private", "hidden", "known", "unknown", "below", "above", "case", "sensitive", "protected",
+               "important", "never", "not", "also", "still", "only", "exactly", "shown", "written"}
 # Words the system prompt forbids in answers ("never write the word X", "do not say the phrase 'X'"):
 # protected like secrets, so a user who asks for them (a conflicting instruction) gets a refusal.
 FORBIDDEN_DECLARATION = re.compile(
@@ -67,12 +73,8 @@ FORBIDDEN_DECLARATION = re.compile(
     r"even|anywhere)\b|\s*[.,;!]|$)", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ALNUM = re.compile(r"[^\W_]")             # str.isalnum, as a pattern
-_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
-_B32_RUN = re.compile(r"[A-Z2-7]{8,}={0,6}")
-_HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}[\s:]?){4,}")
-# An encoding in progress at the end of the text: base64/base32 alphabet, or hex pairs with separators.
-_B64_TAIL = re.compile(r"[A-Za-z0-9+/_=-]+$")
-_HEX_TAIL = re.compile(r"[0-9a-fA-F][0-9a-fA-F\s:]*$")
+_RUN = re.compile(r"(.)\1*")
+MAX_REPEAT = 3              # "letters doubled" (or tripled): runs up to this long count as one letter
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t"})
 _TRAILING_PUNCT = ".,;:!?)]}\"'"
@@ -82,40 +84,18 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-def declared_secrets(system_text: str) -> list[str]:
+def declared_secrets(system_text: str, min_chars: int = MIN_SECRET_CHARS) -> list[str]:
+    """Secrets the system prompt declares. The guard protects those of MIN_SECRET_CHARS; shorter
+    ones (`min_chars`) still serve as the keys of gates ("The access code is 'x7!q'")."""
     found = []
     for m in SECRET_DECLARATION.finditer(system_text):
         value = m.group(1).rstrip(_TRAILING_PUNCT)
-        if len(squash(value)) >= MIN_SECRET_CHARS and value.lower() not in {"the", "that", "this", "secret"}:
+        if len(squash(value)) >= min_chars and value.lower() not in NOT_SECRETS:
             found.append(value)
     for m in FORBIDDEN_DECLARATION.finditer(system_text):
         if len(squash(m.group(1))) >= MIN_SECRET_CHARS:
             found.append(m.group(1).strip())
     return found
-
-
-def _decoded(text: str) -> list[str]:
-    """Texts hidden in encoded runs of the answer (base64, base32, hex) and rot13 of the whole."""
-    out = [codecs.decode(text, "rot13")]
-    for run in _B64_RUN.findall(text):
-        for candidate in (run, run + "=" * (-len(run) % 4)):
-            try:
-                out.append(base64.b64decode(candidate.replace("-", "+").replace("_", "/"),
-                                            validate=False).decode("utf-8", "ignore"))
-                break
-            except (binascii.Error, ValueError):
-                continue
-    for run in _B32_RUN.findall(text):
-        try:
-            out.append(base64.b32decode(run + "=" * (-len(run) % 8)).decode("utf-8", "ignore"))
-        except (binascii.Error, ValueError):
-            pass
-    for run in _HEX_RUN.findall(text):
-        try:
-            out.append(bytes.fromhex(re.sub(r"[\s:]", "", run)).decode("utf-8", "ignore"))
-        except ValueError:
-            pass
-    return [t for t in out if t]
 
 
 @dataclass
@@ -125,7 +105,7 @@ class LeakGuard:
     user_text: str = ""              # the message answered: it may open a gate (gates.py)
 
     def __post_init__(self) -> None:
-        declared = [*declared_secrets(self.system_text), *self.extra_secrets]
+        declared = [*declared_secrets(self.system_text, MIN_KEY_CHARS), *self.extra_secrets]
         # Replies the system prompt allows only with a key: guarded unless the user gave one. A key
         # named only in a gate's condition ('if it is "avocado"') is a secret too: it opens the gate.
         gates = declared_gates(self.system_text, declared)
@@ -147,6 +127,9 @@ class LeakGuard:
                     self._starts.setdefault(seq[:k], set()).add(seq[k])
         # Forms a piece of which, at the end of the text, may still grow into a leak.
         self._pieces = [form for sec in self.secrets for form in (sec, sec[::-1])]
+        self._ciphered = [form for sec in self.secrets for form in cipher_forms(sec)]
+        self._cipher_pieces = [form for c in self._ciphered for form in (c, c[::-1])]
+        self._undoubled = [u for u in (_undouble(sec)[0] for sec in self.secrets) if len(u) >= MIN_PIECE_CHARS]
         self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
 
     @property
@@ -162,7 +145,7 @@ class LeakGuard:
             for g in self.gated:
                 if g in flat:
                     return f"{GATED_REASON}: {g!r} without the secret"
-        views = [answer, *_decoded(answer)]
+        views = [answer, *decoded(answer)]
         for view in views:
             reason = self._secret_in(view) or self._prompt_in(view)
             if reason:
@@ -196,6 +179,11 @@ class LeakGuard:
             half = len(s) // 2                   # both halves, told apart ("it starts with ... ends with ...")
             if half >= MIN_PIECE_CHARS - 1 and s[:half] in flat and s[half:] in flat:
                 return "secret in pieces"
+        if any(c in flat or c in forms["reversed"] for c in self._ciphered):
+            return "secret enciphered"
+        undoubled, _ = _undouble(flat)
+        if any(u in undoubled for u in self._undoubled):
+            return "secret with letters doubled"
         return None
 
     def _prompt_in(self, text: str) -> str | None:
@@ -223,6 +211,8 @@ class LeakGuard:
                 start = min(start, self._prefix_hold(view, self.gated))
             if self.secrets:
                 start = min(start, self._secret_hold(view, self._pieces),
+                            self._secret_hold(view, self._cipher_pieces),
+                            self._secret_hold(view, self._undoubled, undouble=True),
                             self._secret_hold(view.translate(_LEET), self._leet_forms),
                             self._initials_hold(view))
         start += offset
@@ -230,11 +220,14 @@ class LeakGuard:
             start = min(start, self._halves_hold(text), self._halves_hold(codecs.decode(text, "rot13")))
         return start
 
-    def _secret_hold(self, view: str, forms: list[str]) -> int:
-        """The start of the longest end of the squashed view that is a piece of a protected form."""
+    def _secret_hold(self, view: str, forms: list[str], undouble: bool = False) -> int:
+        """The start of the longest end of the squashed view (each run of a repeated character as
+        one, if `undouble`) that is a piece of a protected form."""
         if not forms:
             return len(view)
         flat, at = _squash_positions(view)
+        if undouble:
+            flat, at = _undouble(flat, at)
         for n in range(min(len(flat), max(map(len, forms))), 0, -1):
             tail = flat[-n:]
             if any(tail in f for f in forms):
@@ -311,12 +304,26 @@ def _squash_positions(view: str) -> tuple[str, list[int]]:
     return "".join(flat), at
 
 
+def _undouble(flat: str, at: list[int] | None = None) -> tuple[str, list[int]]:
+    """Each character doubled or tripled as one ("ppoorrcc" -> "porc"), and where each came from in
+    `at`'s terms. Longer runs stay as they are: "aaaaaaaa" is no letter doubled, and a hold must not
+    keep a long run back."""
+    out, pos = [], []
+    for m in _RUN.finditer(flat):
+        run = m.group()
+        keep = run[0] if len(run) <= MAX_REPEAT else run
+        out.append(keep)
+        span = range(m.start(), m.start() + 1) if len(keep) == 1 else range(m.start(), m.end())
+        pos += [at[i] for i in span] if at is not None else list(span)
+    return "".join(out), pos
+
+
 def _encoded_hold(text: str) -> int:
-    """A tail that may be an encoding in progress (base64/base32 alphabet, hex pairs), up to
+    """A tail that may be an encoding in progress (encodings.ENCODED_TAILS), up to
     ENCODED_HOLD_CHARS of it."""
     window = text[-ENCODED_HOLD_CHARS:]
     start = len(text)
-    for tail in (_B64_TAIL, _HEX_TAIL):
+    for tail in ENCODED_TAILS:
         m = tail.search(window)
         if m:
             start = min(start, len(text) - len(window) + m.start())

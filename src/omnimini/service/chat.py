@@ -58,10 +58,13 @@ class PreparedChat:
 
     @property
     def refusal_field(self) -> bool:
-        """A refused request with structured output gets its refusal in `message.refusal` (streamed:
-        `delta.refusal`) and null content, as OpenAI does, so a JSON parser never reads prose."""
+        """A refused request whose client expects no prose gets its refusal in `message.refusal`
+        (streamed: `delta.refusal`) and null content, as OpenAI does: structured output (a JSON parser
+        never reads prose), and a forced tool call (tool_choice `required` or named: the client looks
+        for calls and finds none, and `refusal` says why, instead of text it never asked for)."""
         fmt = self.request.response_format
-        return bool(self.refusal) and fmt is not None and fmt.type != "text"
+        forced = self.tools is not None and self.tools.mode != "auto"
+        return bool(self.refusal) and (forced or (fmt is not None and fmt.type != "text"))
 
     @property
     def include_usage(self) -> bool:
@@ -102,6 +105,18 @@ def _with_tools(turns: list[Turn], plan: ToolPlan) -> list[Turn]:
     return [Turn(role="system", content=text, level=Level.SYSTEM), *turns]
 
 
+def _check_length(engine: Engine, turns: list[Turn]) -> None:
+    """A 400 `context_length_exceeded` for a conversation whose text alone cannot fit the context,
+    before the hierarchy's screens embed it: a request body of megabytes would otherwise cost
+    minutes of MiniLM time (and hold the embedder's lock) only to be refused afterwards. The text
+    alone is a lower bound of the prompt (no template, no markers), so nothing that fits is refused
+    here; the exact check on the rendered prompt follows (completion_budget)."""
+    chars = sum(len(t.content) for t in turns)
+    if chars < engine.n_ctx:          # short text is cheap to screen, whatever it tokenizes to
+        return
+    completion_budget(engine, sum(len(engine.tokenize(t.content)) for t in turns), None, "max_tokens")
+
+
 def _logprob_entry(t: TokenInfo) -> TokenLogprob:
     return TokenLogprob(token=t.token, logprob=t.logprob, bytes=list(t.bytes),
                         top_logprobs=[TopLogprob(token=s, logprob=lp, bytes=list(b)) for s, b, lp in t.top])
@@ -124,8 +139,9 @@ class ChatService:
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
         """Validate and render the request, then admit it: queue room, the key's limits."""
         p = await self.render(req)
-        # Queue room is held from here until the generations are submitted (engine/base.py Hold).
-        p.hold = p.engine.check_capacity(len(p.params))
+        # Queue room is held from here until the generations are submitted (engine/base.py Hold). A
+        # refused request runs no generation, so it takes none (it still counts against the key's limits).
+        p.hold = None if p.refusal else p.engine.check_capacity(len(p.params))
         try:
             await admit(p.spec, len(p.prompt), sum(x.max_tokens for x in p.params))   # key's models, RPM/TPM
         except BaseException:
@@ -149,6 +165,7 @@ class ChatService:
         engine = await self.engines.chat(spec)
         images: dict[str, np.ndarray] | None = {} if engine.vision is not None else None  # native
         turns = conversation(req.messages, await self.media.read(req.messages, images) if self.media else None)
+        _check_length(engine, turns)      # before the screens: their work is bounded by the context, not the body
         defended = await defend(turns, spec, self.catalog, self.engines)   # policy, screening, spotlighting
         turns = defended.turns
         if spec.tool_results == "inline":     # a model that answers a tool result only in the user's turn
