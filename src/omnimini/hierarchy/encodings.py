@@ -52,12 +52,20 @@ _LOWER = string.ascii_lowercase
 
 
 def cipher_forms(secret: str) -> list[str]:
-    """A squashed secret under every Caesar shift (1..25; rot13 is one) and Atbash; digits stay."""
-    if sum(c in _LOWER for c in secret) < MIN_CIPHER_LETTERS:
+    """A squashed secret under every Caesar shift (1..25; rot13 is one) and Atbash: with its digits
+    as they are, with its digits shifted too (mod 10, as many "shift by 3" answers do), and its
+    letters alone."""
+    letters = "".join(c for c in secret if c in _LOWER)
+    if len(letters) < MIN_CIPHER_LETTERS:
         return []
-    forms = [secret.translate(str.maketrans(_LOWER, _LOWER[k:] + _LOWER[:k])) for k in range(1, 26)]
-    forms.append(secret.translate(str.maketrans(_LOWER, _LOWER[::-1])))
-    return [f for f in forms if f != secret]
+    tables = [str.maketrans(_LOWER, _LOWER[k:] + _LOWER[:k]) for k in range(1, 26)]
+    digit_tables = [str.maketrans(string.digits, string.digits[k % 10:] + string.digits[:k % 10]) for k in range(1, 26)]
+    forms = []
+    for table, digits in zip(tables, digit_tables):
+        forms += [secret.translate(table), secret.translate(table).translate(digits), letters.translate(table)]
+    atbash = str.maketrans(_LOWER, _LOWER[::-1])
+    forms += [secret.translate(atbash), letters.translate(atbash)]
+    return sorted({f for f in forms if f not in (secret, letters)}, key=len, reverse=True)
 
 
 def decoded(text: str) -> list[str]:

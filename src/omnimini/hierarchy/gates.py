@@ -73,6 +73,8 @@ UNLESS = re.compile(r"\bunless\b", re.IGNORECASE)
 THEN = re.compile(r"\b(?:then|in\s+which\s+case)\b", re.IGNORECASE)
 # "If it is the code, say X, else say Y" in one sentence: the gate and its fallback, split here.
 ELSE = re.compile(r"\b(?:otherwise|else)\b", re.IGNORECASE)
+# Negative cases OTHERWISE does not name ("if they don't type it", "if it differs from the code").
+NEGATIVE = re.compile(r"n't\b|\b(?:no|differs?|different|mismatch\w*|other\s+than|except|without)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -133,9 +135,14 @@ def _privileged(replies: list[str], keys: set[str]) -> list[str]:
 
 def _gate_then_else(sentence: str) -> bool:
     """A sentence that gives the gated reply and then, after "else"/"otherwise", the fallback. The part
-    before must be the positive case ("if it is X, say A"), not the other one ("if it is wrong, say A")."""
+    before must be the positive case ("if it is X, say A"), not the other one ("if it is wrong / they
+    don't type it, say A"), and its reply a privileged one: a misread here would turn the denial
+    into the gated reply and the privileged reply into the fallback."""
     parts = ELSE.split(sentence, maxsplit=1)
-    return len(parts) == 2 and not OTHERWISE.search(parts[0]) and bool(_replies(parts[0]))
+    if len(parts) != 2 or OTHERWISE.search(parts[0]) or NEGATIVE.search(parts[0]):
+        return False
+    replies = _replies(parts[0])
+    return bool(replies) and not any(WITHHOLDS.search(r) for r in replies)
 
 
 def declared_gates(system_text: str, secrets: list[str]) -> Gates:
@@ -148,8 +155,10 @@ def declared_gates(system_text: str, secrets: list[str]) -> Gates:
     for sentence in _SENTENCE.findall(system_text):
         replies = _replies(sentence) + _replies(sentence, negated=True)
         said = {squash(r) for r in replies}
-        quoted = [q for m in QUOTED.finditer(sentence) for q in [m.group(1) or m.group(2)]
-                  if len(squash(q)) >= MIN_KEY_CHARS and squash(q) not in said]
+        # Keys are quoted in the condition, before any "otherwise"/"else" (what follows is the other
+        # cases' reply, quoted with no verb: "..., otherwise 'Access Denied'"), and never withhold.
+        quoted = [q for m in QUOTED.finditer(ELSE.split(sentence, maxsplit=1)[0]) for q in [m.group(1) or m.group(2)]
+                  if len(squash(q)) >= MIN_KEY_CHARS and squash(q) not in said and not WITHHOLDS.search(q)]
         about_key = SECRET_WORDS.search(sentence) or quoted or any(k in squash(sentence) for k in keys)
         # Exclusive: "only", "unless", "never", "exactly", a prompt about a secret, or a fallback.
         exclusive = speaks_of_secret or EXCLUSIVE.search(sentence) or OTHERWISE.search(system_text)
@@ -168,7 +177,8 @@ def declared_gates(system_text: str, secrets: list[str]) -> Gates:
         elif _gate_then_else(sentence):
             # "If it is 'x', print A, else print B": the gate before the "else", its fallback after.
             gated_part, rest = ELSE.split(sentence, maxsplit=1)
-            gates.fallback = gates.fallback or next(iter(_replies(rest)), None)
+            privileged = {squash(r) for r in _replies(gated_part)}
+            gates.fallback = gates.fallback or next((r for r in _replies(rest) if squash(r) not in privileged), None)
         elif OTHERWISE.search(sentence):     # "if the password is wrong, say X"
             gates.fallback = gates.fallback or next(iter(_replies(sentence)), None)
             continue

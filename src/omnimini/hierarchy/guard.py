@@ -73,8 +73,6 @@ FORBIDDEN_DECLARATION = re.compile(
     r"even|anywhere)\b|\s*[.,;!]|$)", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ALNUM = re.compile(r"[^\W_]")             # str.isalnum, as a pattern
-_RUN = re.compile(r"(.)\1*")
-MAX_REPEAT = 3              # "letters doubled" (or tripled): runs up to this long count as one letter
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t"})
 _TRAILING_PUNCT = ".,;:!?)]}\"'"
@@ -90,7 +88,8 @@ def declared_secrets(system_text: str, min_chars: int = MIN_SECRET_CHARS) -> lis
     found = []
     for m in SECRET_DECLARATION.finditer(system_text):
         value = m.group(1).rstrip(_TRAILING_PUNCT)
-        if len(squash(value)) >= min_chars and value.lower() not in NOT_SECRETS:
+        quoted = m.start(1) > 0 and system_text[m.start(1) - 1] in "\"'`“‘"     # 'The password is "wrong".'
+        if len(squash(value)) >= min_chars and (quoted or value.lower() not in NOT_SECRETS):
             found.append(value)
     for m in FORBIDDEN_DECLARATION.finditer(system_text):
         if len(squash(m.group(1))) >= MIN_SECRET_CHARS:
@@ -113,7 +112,9 @@ class LeakGuard:
         self.secrets = sorted({squash(s) for s in declared if len(squash(s)) >= MIN_SECRET_CHARS},
                               key=len, reverse=True)
         given = squash(self.user_text)
-        opened = any(k in given for k in gates.keys)
+        tokens = {squash(t) for t in self.user_text.split()}
+        # A key short enough to sit inside other words ("abc" in "grab coffee") opens only as a word.
+        opened = any((k in given) if len(k) >= MIN_SECRET_CHARS else (k in tokens) for k in gates.keys)
         self.gated = [] if opened else sorted({g for g in gates.squashed if g}, key=len, reverse=True)
         self.fallback = gates.fallback
         w = words(self.system_text)
@@ -129,7 +130,9 @@ class LeakGuard:
         self._pieces = [form for sec in self.secrets for form in (sec, sec[::-1])]
         self._ciphered = [form for sec in self.secrets for form in cipher_forms(sec)]
         self._cipher_pieces = [form for c in self._ciphered for form in (c, c[::-1])]
-        self._undoubled = [u for u in (_undouble(sec)[0] for sec in self.secrets) if len(u) >= MIN_PIECE_CHARS]
+        # Each character doubled or tripled ("PPOORRCC..."; a secret's own "ll" becomes four or six).
+        self._doubled = [re.compile("".join(re.escape(c) + "{2,3}" for c in sec)) for sec in self.secrets]
+        self._doubled_pieces = ["".join(c * 2 for c in sec) for sec in self.secrets]
         self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
 
     @property
@@ -181,8 +184,7 @@ class LeakGuard:
                 return "secret in pieces"
         if any(c in flat or c in forms["reversed"] for c in self._ciphered):
             return "secret enciphered"
-        undoubled, _ = _undouble(flat)
-        if any(u in undoubled for u in self._undoubled):
+        if any(d.search(flat) for d in self._doubled):
             return "secret with letters doubled"
         return None
 
@@ -212,7 +214,7 @@ class LeakGuard:
             if self.secrets:
                 start = min(start, self._secret_hold(view, self._pieces),
                             self._secret_hold(view, self._cipher_pieces),
-                            self._secret_hold(view, self._undoubled, undouble=True),
+                            self._secret_hold(view, self._doubled_pieces),
                             self._secret_hold(view.translate(_LEET), self._leet_forms),
                             self._initials_hold(view))
         start += offset
@@ -220,14 +222,11 @@ class LeakGuard:
             start = min(start, self._halves_hold(text), self._halves_hold(codecs.decode(text, "rot13")))
         return start
 
-    def _secret_hold(self, view: str, forms: list[str], undouble: bool = False) -> int:
-        """The start of the longest end of the squashed view (each run of a repeated character as
-        one, if `undouble`) that is a piece of a protected form."""
+    def _secret_hold(self, view: str, forms: list[str]) -> int:
+        """The start of the longest end of the squashed view that is a piece of a protected form."""
         if not forms:
             return len(view)
         flat, at = _squash_positions(view)
-        if undouble:
-            flat, at = _undouble(flat, at)
         for n in range(min(len(flat), max(map(len, forms))), 0, -1):
             tail = flat[-n:]
             if any(tail in f for f in forms):
@@ -302,20 +301,6 @@ def _squash_positions(view: str) -> tuple[str, list[int]]:
                 flat.append(c)
                 at.append(i)
     return "".join(flat), at
-
-
-def _undouble(flat: str, at: list[int] | None = None) -> tuple[str, list[int]]:
-    """Each character doubled or tripled as one ("ppoorrcc" -> "porc"), and where each came from in
-    `at`'s terms. Longer runs stay as they are: "aaaaaaaa" is no letter doubled, and a hold must not
-    keep a long run back."""
-    out, pos = [], []
-    for m in _RUN.finditer(flat):
-        run = m.group()
-        keep = run[0] if len(run) <= MAX_REPEAT else run
-        out.append(keep)
-        span = range(m.start(), m.start() + 1) if len(keep) == 1 else range(m.start(), m.end())
-        pos += [at[i] for i in span] if at is not None else list(span)
-    return "".join(out), pos
 
 
 def _encoded_hold(text: str) -> int:

@@ -105,7 +105,7 @@ def _with_tools(turns: list[Turn], plan: ToolPlan) -> list[Turn]:
     return [Turn(role="system", content=text, level=Level.SYSTEM), *turns]
 
 
-def _check_length(engine: Engine, turns: list[Turn]) -> None:
+async def _check_length(engine: Engine, turns: list[Turn]) -> None:
     """A 400 `context_length_exceeded` for a conversation whose text alone cannot fit the context,
     before the hierarchy's screens embed it: a request body of megabytes would otherwise cost
     minutes of MiniLM time (and hold the embedder's lock) only to be refused afterwards. The text
@@ -114,7 +114,8 @@ def _check_length(engine: Engine, turns: list[Turn]) -> None:
     chars = sum(len(t.content) for t in turns)
     if chars < engine.n_ctx:          # short text is cheap to screen, whatever it tokenizes to
         return
-    completion_budget(engine, sum(len(engine.tokenize(t.content)) for t in turns), None, "max_tokens")
+    tokens = await asyncio.to_thread(lambda: sum(len(engine.tokenize(t.content)) for t in turns))   # off the loop
+    completion_budget(engine, tokens, None, "max_tokens")
 
 
 def _logprob_entry(t: TokenInfo) -> TokenLogprob:
@@ -165,7 +166,7 @@ class ChatService:
         engine = await self.engines.chat(spec)
         images: dict[str, np.ndarray] | None = {} if engine.vision is not None else None  # native
         turns = conversation(req.messages, await self.media.read(req.messages, images) if self.media else None)
-        _check_length(engine, turns)      # before the screens: their work is bounded by the context, not the body
+        await _check_length(engine, turns)      # before the screens: their work is bounded by the context, not the body
         defended = await defend(turns, spec, self.catalog, self.engines)   # policy, screening, spotlighting
         turns = defended.turns
         if spec.tool_results == "inline":     # a model that answers a tool result only in the user's turn
