@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from omnimini.evals.store import RunMismatch, RunStore
+from omnimini.evals.store import RunBusy, RunMismatch, RunStore
 
 EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
 needs_data = pytest.mark.skipif(not EVALDATA.exists(), reason="../shared/evaldata not present")
@@ -73,6 +73,17 @@ def test_humaneval_in_process_runs_code_in_the_sandbox(tmp_path):
         assert rec["score"] == float(detail["passed"]) == rec["metrics"]["pass@1"]
 
 
+def test_a_seeded_run_draws_distinct_samples(tmp_path):
+    """--seed with several completions per problem: each completion gets its own seed, or pass@k
+    would be scored on k copies of one completion."""
+    out = tmp_path / "he-seeded"
+    r = omnimini("eval", "humaneval", "--limit", "1", "--samples", "3", "--seed", "11", "--temperature", "1.0",
+                 "--max-tokens", "16", "--threads", "2", "--out", str(out), tmp=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [rec] = lines(out / "samples.jsonl")
+    assert len(rec["responses"]) == 3 and len(set(rec["responses"])) == 3, rec["responses"]
+
+
 @needs_data
 def test_resume_after_kill_evaluates_nothing_twice(tmp_path):
     out = tmp_path / "gsm"
@@ -119,16 +130,33 @@ def test_resume_after_kill_evaluates_nothing_twice(tmp_path):
 
 def test_store_cuts_a_torn_last_line(tmp_path):
     store = RunStore(tmp_path / "run")
-    store.open({"eval": "gsm8k", "model": "m", "target": "t", "limit": 2, "samples_per_example": 1,
-                "sampler": {}, "options": {}})
+    identity = {"eval": "gsm8k", "model": "m", "target": "t", "limit": 2, "samples_per_example": 1,
+                "sampler": {}, "options": {}}
+    store.open(identity)
     store.append({"id": "a", "score": 1.0})
     with open(store.samples_path, "a") as f:
         f.write('{"id": "b", "sco')                          # killed mid-write
     assert list(store.records()) == ["a"]
     store.append({"id": "b", "score": 0.0})
     assert list(store.records()) == ["a", "b"]
-    with pytest.raises(RunMismatch):
+    # While a run holds the directory, a second one is refused instead of interleaving its lines.
+    with pytest.raises(RunBusy):
+        RunStore(tmp_path / "run").open(identity)
+    store.close()
+    with pytest.raises(RunMismatch) as refused:
         RunStore(tmp_path / "run").open({"eval": "mmlu"})
+    assert not isinstance(refused.value, RunBusy)
+
+
+def test_store_skips_a_damaged_line_and_keeps_the_rest(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.open({"eval": "gsm8k"})
+    store.append({"id": "a", "score": 1.0})
+    with open(store.samples_path, "ab") as f:
+        f.write(b'{"id": "b", "sc\xff\n')                  # a damaged line with its newline
+    store.append({"id": "c", "score": 0.0})
+    assert list(store.records()) == ["a", "c"]                # "c" is kept; "b" will be asked again
+    assert list(store.records()) == ["a", "c"]
 
 
 @needs_data

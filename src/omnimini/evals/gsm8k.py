@@ -18,7 +18,7 @@ import json
 import random
 from pathlib import Path
 
-from omnimini.evals.data import locate
+from omnimini.evals.data import BadData, locate
 from omnimini.evals.mgsm import LANG_TO_ANSWER_PREFIX, LANG_TO_INSTRUCTIONS, parse_answer, score_mgsm
 from omnimini.evals.types import Example, Graded, Message
 
@@ -45,9 +45,16 @@ class GSM8K:
         examples = []
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
             if line.strip():
-                row = json.loads(line)
-                examples.append(Example(id=str(i), data={"question": row["question"],
-                                                          "target": target_of(row["answer"])}))
+                try:
+                    row = json.loads(line)
+                    if TARGET_SEPARATOR not in row["answer"]:
+                        raise ValueError(f"no {TARGET_SEPARATOR!r} before the final answer")
+                    example = Example(id=str(i), data={"question": row["question"],
+                                                       "target": target_of(row["answer"])})
+                except (ValueError, KeyError, TypeError) as e:
+                    raise BadData(f"{path}:{i + 1}: not a GSM8K line ({{\"question\", \"answer\": "
+                                  f"\"... #### N\"}}): {type(e).__name__}: {e}") from None
+                examples.append(example)
         self.available = len(examples)
         if limit:
             examples = random.Random(SAMPLE_SEED).sample(examples, min(limit, len(examples)))

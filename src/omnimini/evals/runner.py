@@ -13,12 +13,22 @@ from omnimini.evals.store import RunStore
 from omnimini.evals.types import Eval, Example, Sampler
 
 ProgressHook = Callable[[dict[str, Any]], None]   # called once per stored record
+# A target that rejects every request (a 4xx: an unknown model, a setting it does not accept) would
+# otherwise give a "finished" run of zeros that a rerun never retries: when the first this-many
+# examples of a session (or all of them, if fewer) were all rejected, stop and store none of them.
+# A rejection after the first accepted request is an example's own fault and scores 0, as in
+# simple-evals.
+REJECTED_BEFORE_STOP = 8
+
+
+class TargetRejects(Exception):
+    """Every request of the session so far was rejected by the target."""
 
 
 async def _evaluate(ev: Eval, sampler: Sampler, example: Example, session_no: int) -> dict[str, Any]:
     start = time.monotonic()
     prompt = ev.prompt(example)
-    responses = [await sampler(prompt) for _ in range(ev.samples_per_example)]
+    responses = [await sampler(prompt, i) for i in range(ev.samples_per_example)]
     texts = [r.text for r in responses]
     graded = await asyncio.to_thread(ev.grade, example, texts)   # HumanEval runs programs: off the loop
     details = graded.details
@@ -56,15 +66,34 @@ async def run(ev: Eval, sampler: Sampler, examples: list[Example], store: RunSto
     session_no = len(store.meta["sessions"])
     semaphore = asyncio.Semaphore(max(1, concurrency))
     evaluated = 0
+    accepted = False                      # has the target accepted a request in this session yet?
+    held: list[dict[str, Any]] = []       # rejected records before the first accepted one
+    stop_after = min(REJECTED_BEFORE_STOP, len(pending))
 
-    async def one(example: Example) -> None:
+    def keep(record: dict[str, Any]) -> None:
         nonlocal evaluated
-        async with semaphore:
-            record = await _evaluate(ev, sampler, example, session_no)
         store.append(record)
         evaluated += 1
         if on_record:
             on_record(record)
+
+    async def one(example: Example) -> None:
+        nonlocal accepted
+        async with semaphore:
+            record = await _evaluate(ev, sampler, example, session_no)
+        rejected = len(record["errors"]) == ev.samples_per_example
+        if not accepted and rejected:
+            held.append(record)
+            if len(held) >= stop_after:
+                raise TargetRejects(f"the target rejected all of the first {len(held)} requests "
+                                    f"({held[0]['errors'][0]}); nothing was stored")
+            return
+        if not accepted:
+            accepted = True
+            for r in held:
+                keep(r)
+            held.clear()
+        keep(record)
 
     try:
         async with asyncio.TaskGroup() as group:      # the first failure cancels the rest

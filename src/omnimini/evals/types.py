@@ -27,7 +27,9 @@ class Sampler(Protocol):
 
     name: str                          # the model, as the target names it
 
-    async def __call__(self, messages: list[Message]) -> SamplerResponse: ...
+    async def __call__(self, messages: list[Message], sample: int = 0) -> SamplerResponse:
+        """`sample`: which of an example's completions this is (HumanEval draws several)."""
+        ...
 
     async def close(self) -> None: ...
 

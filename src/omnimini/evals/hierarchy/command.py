@@ -79,7 +79,9 @@ async def run_one(ev: HierarchyEval, examples, out: Path, *, model: str, defence
         finally:
             await sampler.close()
     ids = {e.id for e in examples}
-    return [r for r in store.records().values() if r["id"] in ids]
+    records = [r for r in store.records().values() if r["id"] in ids]
+    store.close()
+    return records
 
 
 def summarize(records_by_defence: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, float]]]:
