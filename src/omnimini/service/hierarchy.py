@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -164,6 +165,48 @@ def guard_final(guard: LeakGuard | None, text: str | None, choice: int = 0) -> s
         return text
     note_intervention("output_guard", reason, choice=choice)
     return guard.replacement(reason)
+
+
+def call_texts(arguments: str) -> str:
+    """What a tool call's arguments say: the JSON text and its decoded string values (a secret may be
+    written with JSON escapes, "\\u0050...")."""
+    try:
+        values: list[str] = []
+
+        def walk(v: object) -> None:
+            if isinstance(v, str):
+                values.append(v)
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    values.append(str(k))
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+        walk(json.loads(arguments))
+        return arguments + "\n" + "\n".join(values)
+    except ValueError:
+        return arguments
+
+
+def guard_calls(guard: LeakGuard | None, arguments: list[str], choice: int = 0) -> str | None:
+    """Why the tool calls of an answer reveal protected text (their arguments go to a tool, which
+    may be the attacker's: `send_email(body=<the password>)`), or None."""
+    if guard is None or not arguments:
+        return None
+    reason = guard.leak("\n".join(call_texts(a) for a in arguments))
+    if reason:
+        note_intervention("output_guard", f"{reason} (tool call arguments)", choice=choice)
+    return reason
+
+
+def guard_logprobs(guard: LeakGuard | None, entries: list) -> list:
+    """Logprobs of a guarded answer: a system prompt that declares secrets keeps the alternatives
+    (top_logprobs) to itself, since the secret's tokens can sit among them even when the chosen
+    tokens refuse. The chosen tokens are what the answer says, which the guard has passed."""
+    if guard is None or not (guard.secrets or guard.gated):
+        return entries
+    return [e.model_copy(update={"top_logprobs": []}) for e in entries]
 
 
 class _NoGuard:

@@ -39,8 +39,8 @@ def _sends_tools(sampler_class):
     """The sampler, sending a Conversation's `tools` with its messages (a tool-calling conversation is
     rendered with its tools' definitions, as a real client sends it)."""
     class ToolSampler(sampler_class):
-        def body(self, messages):
-            body = super().body(list(messages))
+        def body(self, messages, sample=0):
+            body = super().body(list(messages), sample)
             if getattr(messages, "tools", None):
                 body["tools"] = messages.tools
             return body
