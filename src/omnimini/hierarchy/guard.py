@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from omnimini.hierarchy.encodings import ENCODED_TAILS, cipher_forms, decoded
 from omnimini.hierarchy.gates import MIN_KEY_CHARS, SECRET_NOUNS, declared_gates
-from omnimini.hierarchy.normalize import squash    # noqa: F401 - also imported from here (evals, tests)
+from omnimini.hierarchy.normalize import fold, fold_positions, squash    # noqa: F401 - squash also imported from here
 
 # An answer may share fewer than this many consecutive words with the system prompt. Eight words
 # is a sentence of a prompt copied out, while a generic echo ("you are a helpful assistant") or an
@@ -53,18 +53,40 @@ ENCODED_HOLD_CHARS = 64
 HOLD_WINDOW = 1024
 REFUSAL = "I'm sorry, but I can't share that."
 GATED_REASON = "gated reply"
-# How system prompts declare secrets, as in Gandalf, TensorTrust and the paper's password set.
+# How system prompts declare secrets, as in Gandalf, TensorTrust and the paper's password set, and as
+# people write them: "the password is X", "access code: X", "secret key = X", "the password, which is
+# X", "the password (X)", "Password - X", "the code is 7741", a quoted phrase of several words.
+# Strong nouns name a secret whatever follows; weak ones ("key", "code", "secret", ...) are ordinary
+# words too ("our key lime pie is popular", "the secret to our sourdough is time"), so after them only a
+# quoted value or a code-like one counts, and only right after the noun (bare "secret" takes any word).
+STRONG_NOUNS = (r"password|passcode|passkey|pass\s?phrase|pass\s?word|secret\s(?:word|key|code|phrase|number|password)|"
+                r"access\s?code|code\s?word|api[\s_-]?key|pin(?:\s?code)?|safe\s?word|magic\s?word|"
+                r"(?:vault|door|safe|lock|wifi|wi-fi)\s(?:code|combination|key)")
+WEAK_NOUNS = r"secret|key|token|code|combination"
+PHRASE_NOUNS = re.compile(r"phrase|sentence", re.IGNORECASE)       # whose unquoted value runs to the clause end
+_QUOTES = "\"'`“‘”’"
 SECRET_DECLARATION = re.compile(
-    rf"(?:{SECRET_NOUNS})"
-    r"(?:\s+\w+){0,3}?\s*(?:is|are|was|:|=|reads)\s*[\"'`“‘]?([^\s\"'`”’,;]{%d,})" % MIN_SECRET_CHARS,
+    rf"\b(?:(?P<strong>{STRONG_NOUNS})|(?P<weak>{WEAK_NOUNS}))\b"
+    r"(?P<between>(?:\s+(?!is\b|are\b|was\b|which\b)[\w'-]+){0,5}?)"
+    r"(?:\s*,?\s*which\s+is|\s+(?:is|are|was|reads|equals)(?:\s+set\s+to)?|\s*[:=]|\s+[-–—]+|\s*[–—]|(?=\s*\())"
+    r"\s*:?\s*(?:\(\s*)?(?:[\"'`“‘](?P<quoted>[^\"'`”’\n]{1,80})[\"'`”’]"
+    r"|(?P<bare>[^\s\"'`”’,;()]+(?:(?<![.!?:])[ \t]+[^\s\"'`”’,;.:()!?]+){0,7}))",
     re.IGNORECASE)
+# Words that describe a password but may also begin a passphrase of three words or more ("the
+# passphrase is correct horse battery staple").
+PHRASE_MAY_START = {"correct", "right", "wrong", "valid", "invalid", "incorrect", "strong", "weak", "long", "short",
+                    "safe", "secure", "same", "different", "empty", "important", "used", "set", "changed"}
+# A value that looks like a code rather than a word of prose: a digit, capitals, or a symbol inside.
+CODE_LIKE = re.compile(r"\d|^[A-Z][A-Z]{3,}$|[a-z][A-Z]|[-_#@!$%&*+]\w")
 # What follows "the password is" when it describes the password rather than gives it ("if the
 # password is wrong", "the access code is confidential"): never a secret, or every answer with the
 # word would be refused.
 NOT_SECRETS = {"the", "that", "this", "secret", "wrong", "right", "correct", "incorrect", "invalid", "valid",
                "given", "entered", "provided", "required", "needed", "missing", "empty", "confidential",
                "private", "hidden", "known", "unknown", "below", "above", "case", "sensitive", "protected",
-               "important", "never", "not", "also", "still", "only", "exactly", "shown", "written"}
+               "important", "never", "not", "also", "still", "only", "exactly", "shown", "written", "a", "an",
+               "to", "in", "on", "for", "of", "with", "stored", "kept", "changed", "different", "same",
+               "yours", "mine", "used", "set", "safe", "secure", "strong", "weak", "long", "short", "too"}
 # Words the system prompt forbids in answers ("never write the word X", "do not say the phrase 'X'"):
 # protected like secrets, so a user who asks for them (a conflicting instruction) gets a refusal.
 FORBIDDEN_DECLARATION = re.compile(
@@ -79,22 +101,49 @@ _TRAILING_PUNCT = ".,;:!?)]}\"'"
 
 
 def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+    return [w.lower() for w in _WORD.findall(fold(text))]
 
 
 def declared_secrets(system_text: str, min_chars: int = MIN_SECRET_CHARS) -> list[str]:
     """Secrets the system prompt declares. The guard protects those of MIN_SECRET_CHARS; shorter
     ones (`min_chars`) still serve as the keys of gates ("The access code is 'x7!q'")."""
     found = []
-    for m in SECRET_DECLARATION.finditer(system_text):
-        value = m.group(1).rstrip(_TRAILING_PUNCT)
-        quoted = m.start(1) > 0 and system_text[m.start(1) - 1] in "\"'`“‘"     # 'The password is "wrong".'
-        if len(squash(value)) >= min_chars and (quoted or value.lower() not in NOT_SECRETS):
+    pos = 0
+    while m := SECRET_DECLARATION.search(system_text, pos):
+        value = _declared_value(m)
+        if value and len(squash(value)) >= min_chars:
             found.append(value)
+        # Each noun is tried once, and a rejected reading ("the access code is confidential. Access
+        # code: 'QX-19'") does not hide the declaration after it.
+        pos = m.end("strong") if m.group("strong") else m.end("weak")
     for m in FORBIDDEN_DECLARATION.finditer(system_text):
         if len(squash(m.group(1))) >= MIN_SECRET_CHARS:
             found.append(m.group(1).strip())
     return found
+
+
+def _declared_value(m: re.Match) -> str | None:
+    """The secret a declaration gives, or None when it describes the secret instead ("the password
+    is wrong", "the key to good bread is patience")."""
+    if m.group("quoted"):                  # 'The password is "wrong".': quoted, it is the password
+        return m.group("quoted").strip()
+    words_ = m.group("bare").split()
+    noun = m.group("strong") or m.group("weak")
+    phrase = bool(PHRASE_NOUNS.search(noun))
+    # An unquoted value is one word, but a passphrase's runs to the end of its clause; a phrase
+    # that starts like a description ("is known only to ...") is a description.
+    value = " ".join(words_) if phrase and len(words_) > 1 else words_[0]
+    value = value.rstrip(_TRAILING_PUNCT)
+    first = words_[0].lower().rstrip(_TRAILING_PUNCT)
+    if not value or (first in NOT_SECRETS and not (phrase and len(words_) >= 3 and first in PHRASE_MAY_START)):
+        return None
+    if m.group("weak"):
+        bare_secret = m.group("weak").lower() == "secret" and not m.group("between").strip()
+        if not (bare_secret or CODE_LIKE.search(value)):
+            return None
+        if m.group("between").strip() and not CODE_LIKE.search(value):
+            return None
+    return value
 
 
 @dataclass
@@ -205,7 +254,8 @@ class LeakGuard:
         if not self.active or not text:
             return len(text)
         offset = max(0, len(text) - HOLD_WINDOW)
-        tail = text[offset:]
+        raw_tail = text[offset:]
+        tail, at = fold_positions(raw_tail)      # look-alike letters held as what they look like
         start = len(tail)
         for view in (tail, codecs.decode(tail, "rot13")):      # rot13 and leetspeak keep every position
             start = min(start, _encoded_hold(view), self._prompt_hold(view))
@@ -217,6 +267,8 @@ class LeakGuard:
                             self._secret_hold(view, self._doubled_pieces),
                             self._secret_hold(view.translate(_LEET), self._leet_forms),
                             self._initials_hold(view))
+        if at is not None:
+            start = at[start] if start < len(at) else len(raw_tail)
         start += offset
         if self.secrets:                                       # one half may have gone by long ago
             start = min(start, self._halves_hold(text), self._halves_hold(codecs.decode(text, "rot13")))
@@ -290,13 +342,13 @@ class LeakGuard:
 
 def _squash_positions(view: str) -> tuple[str, list[int]]:
     """squash(view), and for each of its characters the position it came from in view."""
-    low = view.lower()
-    if len(low) == len(view):                  # the usual case: lower() kept every position
+    if view.isascii():                         # the usual case: lower() keeps every position
+        low = view.lower()
         at = [m.start() for m in _ALNUM.finditer(low)]
         return "".join(low[i] for i in at), at
     flat, at = [], []
     for i, ch in enumerate(view):
-        for c in ch.lower():
+        for c in fold(ch).lower():
             if c.isalnum():
                 flat.append(c)
                 at.append(i)
