@@ -28,10 +28,15 @@ from dataclasses import dataclass, field
 from omnimini.hierarchy.normalize import squash
 
 # The nouns of a secret, as system prompts name them (Gandalf, Tensor Trust, the paper's password
-# set): one list for the guard's declarations (guard.SECRET_DECLARATION, "the password is X") and for
-# what a gate speaks of here.
-SECRET_NOUNS = (r"password|passcode|pass\s?phrase|pass\s?word|secret(?:\s(?:word|key|code|phrase|number))?|"
-                r"access\s?code|code\s?word|api[\s_-]?key|key|pin|token")
+# set, and people): one list for the guard's declarations (guard.SECRET_DECLARATION, "the password is
+# X") and for what a gate speaks of here. Strong nouns name a secret whatever follows; weak ones are
+# ordinary words too ("our key lime pie", "the secret to good bread"), which the guard reads as a
+# declaration only before a quoted or code-like value.
+STRONG_NOUNS = (r"password|passcode|passkey|pass\s?phrase|pass\s?word|secret\s(?:word|key|code|phrase|number|password)|"
+                r"access\s?code|code\s?word|api[\s_-]?key|pin(?:\s?code)?|safe\s?word|magic\s?word|"
+                r"(?:vault|door|safe|lock|wifi|wi-fi)\s(?:code|combination|key)")
+WEAK_NOUNS = r"secret|key|token|code|combination"
+SECRET_NOUNS = f"{STRONG_NOUNS}|{WEAK_NOUNS}"
 # What a gate speaks of: a secret the user must give; a bare "code" too ("if the code is right").
 SECRET_WORDS = re.compile(rf"\b(?:{SECRET_NOUNS}|passwords|code)\b", re.IGNORECASE)
 CONDITION = re.compile(r"\b(?:if|only|when|whenever|unless|provided|once)\b", re.IGNORECASE)
