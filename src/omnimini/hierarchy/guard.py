@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from omnimini.hierarchy.encodings import ENCODED_TAILS, cipher_forms, decoded
 from omnimini.hierarchy.gates import MIN_KEY_CHARS, STRONG_NOUNS, WEAK_NOUNS, declared_gates
+from omnimini.hierarchy import spelling
 from omnimini.hierarchy.normalize import fold, fold_positions, squash    # noqa: F401 - squash also imported from here
 
 # An answer may share fewer than this many consecutive words with the system prompt. Eight words
@@ -51,6 +52,9 @@ ENCODED_HOLD_CHARS = 64
 # piece of a secret, the first words of a prompt run): a bound on the work per token, far above the
 # longest protected piece. Halves of a secret are searched in the whole answer.
 HOLD_WINDOW = 1024
+# How many of the last words may hold the start of a secret spelled one character at a time.
+SPELL_WINDOW = 40
+SPELL_START_WORDS = 3
 REFUSAL = "I'm sorry, but I can't share that."
 GATED_REASON = "gated reply"
 # How system prompts declare secrets, as in Gandalf, TensorTrust and the paper's password set, and as
@@ -93,6 +97,7 @@ _ALNUM = re.compile(r"[^\W_]")             # str.isalnum, as a pattern
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t"})
 _TRAILING_PUNCT = ".,;:!?)]}\"'"
+_WORD_END = re.compile(r"[A-Za-z]{2,}$")
 
 
 def words(text: str) -> list[str]:
@@ -178,6 +183,9 @@ class LeakGuard:
         self._doubled = [re.compile("".join(re.escape(c) + "{2,3}" for c in sec)) for sec in self.secrets]
         self._doubled_pieces = ["".join(c * 2 for c in sec) for sec in self.secrets]
         self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
+        # One character at a time with words between (spelling.py): in order, forwards or reversed.
+        self._spelled = [(sec, [spelling.loose_pattern(f) for f in (sec, sec[::-1])]
+                          if len(sec) >= spelling.LOOSE_MIN_CHARS else []) for sec in self.secrets]
 
     @property
     def active(self) -> bool:
@@ -226,6 +234,11 @@ class LeakGuard:
             half = len(s) // 2                   # both halves, told apart ("it starts with ... ends with ...")
             if half >= MIN_PIECE_CHARS - 1 and s[:half] in flat and s[half:] in flat:
                 return "secret in pieces"
+        tight, loose = spelling.views(text)
+        for sec, patterns in self._spelled:
+            if any(sec in run or sec[::-1] in run for run in tight) or \
+                    any(p.search(run) for p in patterns for run in loose):
+                return "secret spelled one character at a time"
         if any(c in flat or c in forms["reversed"] for c in self._ciphered):
             return "secret enciphered"
         if any(d.search(flat) for d in self._doubled):
@@ -265,6 +278,8 @@ class LeakGuard:
         if at is not None:
             start = at[start] if start < len(at) else len(raw_tail)
         start += offset
+        if self.secrets:
+            start = min(start, self._spelled_hold(text))
         if self.secrets:                                       # one half may have gone by long ago
             start = min(start, self._halves_hold(text), self._halves_hold(codecs.decode(text, "rot13")))
         return start
@@ -317,6 +332,39 @@ class LeakGuard:
                 return spans[-k][0]
         return len(text)
 
+    def _spelled_hold(self, text: str) -> int:
+        """Characters given one at a time, in the last words, that could still grow into a secret
+        spelled out (spelling.py): held from the first of them. Within SPELL_WINDOW words, so a hold
+        ends when the spelling does; a single one only among the last SPELL_START_WORDS words and not
+        "a" or "I", which prose is full of."""
+        window = text[-SPELL_WINDOW * 16:]
+        base = len(text) - len(window)
+        # A word still being written that may become a spoken character ("sev" of "seven").
+        begun = _WORD_END.search(window)
+        if begun and any(w.startswith(begun.group().lower()) and c in sec
+                         for w, c in spelling.SPOKEN.items() for sec in self.secrets):
+            held = base + begun.start()
+        else:
+            held = len(text)
+        tokens = spelling.characters(window)[-SPELL_WINDOW:]
+        if tokens and window[-1:].isalnum():       # the word in progress is not a word yet
+            tokens = tokens[:-1]
+        if not tokens:
+            return held
+        last_index = tokens[-1][2]
+        recent = [(at, ch, i) for at, ch, i in tokens if ch]
+        for k in range(len(recent), 0, -1):
+            group = recent[-k:]
+            if k == 1 and (group[0][1] in "ai" or last_index - group[0][2] >= SPELL_START_WORDS):
+                continue
+            chars = "".join(ch for _, ch, _ in group)
+            for sec, patterns in self._spelled:
+                for form in (sec, sec[::-1]):
+                    kept = _spelling_of_piece(chars, form, tight=not patterns, indexes=[i for _, _, i in group])
+                    if chars[0] in form and kept >= min(k, 2):
+                        return min(held, base + group[0][0])
+        return held
+
     def _halves_hold(self, text: str) -> int:
         """One half of a secret is out and the other may still follow ("it starts with ... ends with"):
         everything from the first half seen is held (until the answer ends or the leak completes)."""
@@ -333,6 +381,23 @@ class LeakGuard:
 
     def stream(self) -> "GuardStream":
         return GuardStream(self)
+
+
+def _spelling_of_piece(chars: str, form: str, *, tight: bool, indexes: list[int]) -> int:
+    """How many of these characters, given one at a time, could begin `form` spelled out (0: they
+    cannot). Loose: the characters of form with at most one other between two of them (list
+    numbers); tight (short secrets): all of them, in consecutive words."""
+    if tight:
+        return len(chars) if chars in form and all(b == a + 1 for a, b in zip(indexes, indexes[1:])) else 0
+    kept, extra = "", 0
+    for c in chars:
+        if c in form and (kept + c) in form:
+            kept, extra = kept + c, 0
+        else:
+            extra += 1
+            if extra > 1:
+                return 0
+    return len(kept)
 
 
 def _squash_positions(view: str) -> tuple[str, list[int]]:
