@@ -98,6 +98,9 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
                        "$": "s", "!": "i", "|": "l", "+": "t"})
 _TRAILING_PUNCT = ".,;:!?)]}\"'"
 _WORD_END = re.compile(r"[A-Za-z]{2,}$")
+_ONE_WORD = re.compile(r"[^\W_]+")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_HAS_LEET = re.compile(r"[0-9@$!|+]")
 
 
 def words(text: str) -> list[str]:
@@ -217,29 +220,33 @@ class LeakGuard:
     def _secret_in(self, text: str) -> str | None:
         if not self.secrets:
             return None
-        flat = squash(text)
-        forms = {"verbatim or spelled out": flat, "reversed": flat[::-1],
-                 "leetspeak": squash(text.lower().translate(_LEET)),
-                 "initials": "".join(w[0] for w in words(text))}
+        plain = _Flat(text)
+        flat = plain.flat
+        leet = _Flat(text.translate(_LEET), original=text)
+        initials = "".join(w[0] for w in words(text))
         for s in self.secrets:
-            for how, form in forms.items():
-                if how == "initials" and len(s) < 5:
-                    continue
-                if (s.translate(_LEET) if how == "leetspeak" else s) in form:
-                    return f"secret {how}"
+            if plain.find(s) or plain.find(s[::-1]):
+                return "secret verbatim or spelled out" if plain.find(s) else "secret reversed"
+            if any(c.isalpha() for c in s) and leet.find(s.translate(_LEET), leet=True):
+                return "secret leetspeak"
+            if len(s) >= 5 and s in initials:
+                return "secret initials"
+            # In pieces: a large part of it as words of their own ("it starts with PLANETA"), not
+            # inside a longer word ("planetarium", "experience"); or both halves, told apart.
             piece = max(MIN_PIECE_CHARS, math.ceil(PIECE_FRACTION * len(s)))
-            if piece < len(s) and any(s[i:i + piece] in f for f in (flat, flat[::-1])
-                                      for i in range(len(s) - piece + 1)):
+            if any(plain.find(f[i:i + n], whole_words=True) for n in range(piece, len(s)) for f in (s, s[::-1])
+                   for i in range(len(s) - n + 1)):
                 return "secret in pieces"
-            half = len(s) // 2                   # both halves, told apart ("it starts with ... ends with ...")
-            if half >= MIN_PIECE_CHARS - 1 and s[:half] in flat and s[half:] in flat:
+            half = len(s) // 2
+            if half >= MIN_PIECE_CHARS - 1 and plain.find(s[:half], whole_words=True) and \
+                    plain.find(s[half:], whole_words=True):
                 return "secret in pieces"
         tight, loose = spelling.views(text)
         for sec, patterns in self._spelled:
             if any(sec in run or sec[::-1] in run for run in tight) or \
                     any(p.search(run) for p in patterns for run in loose):
                 return "secret spelled one character at a time"
-        if any(c in flat or c in forms["reversed"] for c in self._ciphered):
+        if any(plain.find(c) or plain.find(c[::-1]) for c in self._ciphered):
             return "secret enciphered"
         if any(d.search(flat) for d in self._doubled):
             return "secret with letters doubled"
@@ -381,6 +388,37 @@ class LeakGuard:
 
     def stream(self) -> "GuardStream":
         return GuardStream(self)
+
+
+class _Flat:
+    """squash(text), and where each of its characters came from, to tell a match that lies inside one
+    word or covers whole words ("PLANETARY", "P-L-A-N-E-T-A-R-Y", "planetary1") from one that
+    straddles the edges of words ("hero sent" holds no "rose"; "plan a dietary" no "...etary")."""
+
+    def __init__(self, text: str, original: str | None = None):
+        self.text = text
+        self.original = text if original is None else original      # same length: a 1:1 translation
+        self.flat, self.at = _squash_positions(text)
+
+    def find(self, needle: str, whole_words: bool = False, leet: bool = False) -> bool:
+        """Is `needle` in the squashed text: inside one word or over whole words; with whole_words,
+        only over whole words (a piece of a secret inside a longer word is that word); with leet,
+        only where the original mixes letters with digits or symbols ("p0rcup1n3", not "attain"
+        for 7741 read as "ttai")."""
+        i = self.flat.find(needle) if needle else -1
+        while i >= 0:
+            j = i + len(needle)
+            first, last = self.at[i], self.at[j - 1]
+            span = self.original[first:last + 1]
+            if leet and not (_HAS_LETTER.search(span) and _HAS_LEET.search(span)):
+                i = self.flat.find(needle, i + 1)
+                continue
+            starts = first == 0 or not self.text[first - 1].isalnum()
+            ends = last + 1 >= len(self.text) or not self.text[last + 1].isalnum()
+            if (starts and ends) or (not whole_words and _ONE_WORD.fullmatch(self.text, first, last + 1)):
+                return True
+            i = self.flat.find(needle, i + 1)
+        return False
 
 
 def _spelling_of_piece(chars: str, form: str, *, tight: bool, indexes: list[int]) -> int:
