@@ -23,7 +23,7 @@ import string
 
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 _B32_RUN = re.compile(r"[A-Z2-7]{8,}={0,6}")
-_HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}[\s:]?){4,}")
+_HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}[\s:,]?){4,}")
 # Runs of at least four numbers of up to three digits between separators ("16-15-18-3", "80, 79, 82").
 _NUMBER_RUN = re.compile(r"\b\d{1,3}(?:[\s,;.\-/|]+\d{1,3}\b){3,}")
 _BINARY_RUN = re.compile(r"\b[01]{7,8}(?:[\s,;|]+[01]{7,8}\b){2,}")
@@ -37,6 +37,10 @@ MORSE = {
     "-.--": "y", "--..": "z", "-----": "0", ".----": "1", "..---": "2", "...--": "3", "....-": "4",
     ".....": "5", "-....": "6", "--...": "7", "---..": "8", "----.": "9",
 }
+# Escape prefixes and wrappers of character codes, removed so that the codes read as hex or number
+# runs: 0x50, \x50, \u0050, U+0050, %50, &#x50; and &#80; (HTML), chr(80) and String.fromCharCode.
+_ESCAPE = re.compile(r"0[xX](?=[0-9a-fA-F])|\\[xX](?=[0-9a-fA-F])|\\u00(?=[0-9a-fA-F]{2})|[uU]\+00(?=[0-9a-fA-F]{2})|"
+                     r"%(?=[0-9a-fA-F]{2})|&#[xX]?|(?<=[0-9a-fA-F]);|\bchr\(|\)\s*\+\s*|\)")
 # An encoding in progress at the end of a streamed text (guard.hold_from holds it back while it grows):
 # the base64/base32 alphabet, hex pairs, numbers between separators, binary, Morse signs.
 ENCODED_TAILS = (
@@ -44,6 +48,7 @@ ENCODED_TAILS = (
     re.compile(r"[0-9a-fA-F][0-9a-fA-F\s:]*$"),
     re.compile(r"\d[\d\s,;.\-/|]*$"),
     re.compile(r"[.\-·•∙−–—_][.\-·•∙−–—_\s/|]*$"),
+    re.compile(r"(?:(?:0[xX]|\\[xXu]?|%|&#?[xX]?|[uU]\+|chr\(?)[0-9a-fA-F]*[;)]?[\s,;+]*)+$"),   # escaped codes
 )
 # A cipher of a short secret is a short random-looking string: 25 shifts of a 4-letter secret would
 # turn up in ordinary text, so ciphers are checked only for secrets with this many letters.
@@ -69,8 +74,18 @@ def cipher_forms(secret: str) -> list[str]:
 
 
 def decoded(text: str) -> list[str]:
-    """Texts hidden in the answer: rot13 of the whole, and each run of an encoding decoded."""
+    """Texts hidden in the answer: rot13 of the whole, and each run of an encoding decoded; the
+    escapes of programming languages and the web ("0x50", "\\x50", "\\u0050", "%50", "&#80;",
+    "&#x50;", "chr(80)") read as the hex or decimal codes they write."""
     out = [codecs.decode(text, "rot13")]
+    unescaped = _ESCAPE.sub(lambda m: " " if m.group() == ";" or m.group().startswith(")") else "", text)
+    if unescaped != text:
+        out += _runs(unescaped)
+    return [t for t in out + _runs(text) if t.strip()]
+
+
+def _runs(text: str) -> list[str]:
+    out = []
     for run in _B64_RUN.findall(text):
         for candidate in (run, run + "=" * (-len(run) % 4)):
             try:
@@ -86,7 +101,7 @@ def decoded(text: str) -> list[str]:
             pass
     for run in _HEX_RUN.findall(text):
         try:
-            out.append(bytes.fromhex(re.sub(r"[\s:]", "", run)).decode("utf-8", "ignore"))
+            out.append(bytes.fromhex(re.sub(r"[\s:,]", "", run)).decode("utf-8", "ignore"))
         except ValueError:
             pass
     for m in _NUMBER_RUN.finditer(text):
@@ -97,7 +112,7 @@ def decoded(text: str) -> list[str]:
         out.append("".join(chr(int(b, 2)) for b in re.findall(r"[01]{7,8}", m.group()) if 32 <= int(b, 2) <= 126))
     for m in _MORSE_RUN.finditer(text):
         out.append(_morse(m.group()))
-    return [t for t in out if t.strip()]
+    return out
 
 
 def _morse(run: str) -> str:
