@@ -128,6 +128,18 @@ def test_resume_after_kill_evaluates_nothing_twice(tmp_path):
     assert r.returncode == 2 and "holds another run" in r.stdout
 
 
+@needs_data
+def test_other_settings_get_their_own_default_directory(tmp_path):
+    """Without --out, a run with other settings (here --max-tokens) starts its own directory instead of
+    being refused by the first one's."""
+    for cap in ("4", "5"):
+        r = omnimini("eval", "gsm8k", "--limit", "1", "--max-tokens", cap, "--threads", "2",
+                     "--data-dir", str(EVALDATA), tmp=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+    runs = sorted(p.name for p in (tmp_path / "data" / "evals").iterdir())
+    assert len(runs) == 2 and all(name.startswith("gsm8k-omnimini-mini-n1") for name in runs), runs
+
+
 def test_store_cuts_a_torn_last_line(tmp_path):
     store = RunStore(tmp_path / "run")
     identity = {"eval": "gsm8k", "model": "m", "target": "t", "limit": 2, "samples_per_example": 1,

@@ -7,6 +7,7 @@ added with `@app.command(...)` beside these.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shlex
@@ -130,8 +131,16 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
                       "temperature": DEFAULT_T if temperature is None else temperature,
                       "max_tokens": max_tokens or DEFAULT_MAX_TOKENS, "seed": seed}
     target = base_url or "in-process"
+    # The default directory names the settings that make a run another experiment (the languages, the
+    # samples, the sampler), so that changing one starts a new run instead of hitting "holds another run".
+    defaults = {"system_message": SYSTEM_MESSAGE, "temperature": DEFAULT_T, "max_tokens": DEFAULT_MAX_TOKENS,
+                "seed": None}
+    changed = {k: v for k, v in sampler_config.items() if v != defaults[k]}
+    variant = {k: v for k, v in options.items() if v not in (None, 1) or k != "samples"}
+    tag = "" if not (changed or variant) else "-" + hashlib.sha1(
+        json.dumps([changed, variant], sort_keys=True).encode()).hexdigest()[:8]
     out = out or settings.data_path / "evals" / _slug(f"{name}-{model}" + (f"-n{limit}" if limit else "")
-                                                       + ("" if not base_url else f"-{base_url}"))
+                                                       + ("" if not base_url else f"-{base_url}") + tag)
     store = RunStore(out)
     identity = {"eval": name, "model": model, "target": target, "limit": limit,
                 "samples_per_example": ev.samples_per_example, "sampler": sampler_config,
