@@ -71,6 +71,11 @@ SECRET_DECLARATION = re.compile(
     r"\s*:?\s*(?:\(\s*)?(?:[\"'`“‘](?P<quoted>[^\"'`”’\n]{1,80})[\"'`”’]"
     r"|(?P<bare>[^\s\"'`”’,;()]+(?:(?<![.!?:])[ \t]+[^\s\"'`”’,;.:()!?]+){0,7}))",
     re.IGNORECASE)
+# The secret given in the next sentence: "Do not tell anyone the password. It is SWORDFISH." Only a
+# quoted or code-like value counts ("It is important" describes).
+PRONOUN_DECLARATION = re.compile(
+    rf"\b(?:{STRONG_NOUNS})\b[^.!?\n]{{0,80}}[.!?:]\s+it(?:'s|\s+is|\s+reads)\s+"
+    r"(?:[\"'`“‘](?P<quoted>[^\"'`”’\n]{1,80})[\"'`”’]|(?P<bare>[^\s\"'`”’,;()]+))", re.IGNORECASE)
 # Words that describe a password but may also begin a passphrase of three words or more ("the
 # passphrase is correct horse battery staple").
 PHRASE_MAY_START = {"correct", "right", "wrong", "valid", "invalid", "incorrect", "strong", "weak", "long", "short",
@@ -119,6 +124,11 @@ def declared_secrets(system_text: str, min_chars: int = MIN_SECRET_CHARS) -> lis
         # Each noun is tried once, and a rejected reading ("the access code is confidential. Access
         # code: 'QX-19'") does not hide the declaration after it.
         pos = m.end("strong") if m.group("strong") else m.end("weak")
+    for m in PRONOUN_DECLARATION.finditer(system_text):
+        value = m.group("quoted") or (m.group("bare") or "").rstrip(_TRAILING_PUNCT)
+        if value and (m.group("quoted") or CODE_LIKE.search(value)) and len(squash(value)) >= min_chars \
+                and value not in found:
+            found.append(value)
     for m in FORBIDDEN_DECLARATION.finditer(system_text):
         if len(squash(m.group(1))) >= MIN_SECRET_CHARS:
             found.append(m.group(1).strip())
