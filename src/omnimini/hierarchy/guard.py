@@ -28,6 +28,7 @@ from __future__ import annotations
 import codecs
 import math
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from omnimini.hierarchy.encodings import ENCODED_TAILS, cipher_forms, decoded
@@ -99,6 +100,7 @@ FORBIDDEN_DECLARATION = re.compile(
     r"even|anywhere)\b|\s*[.,;!]|$)", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ALNUM = re.compile(r"[^\W_]")             # str.isalnum, as a pattern
+_NOT_ALNUM = re.compile(r"[\W_]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t"})
 _TRAILING_PUNCT = ".,;:!?)]}\"'"
@@ -215,7 +217,7 @@ class LeakGuard:
                     return f"{GATED_REASON}: {g!r} without the secret"
         views = [answer, *decoded(answer)]
         for view in views:
-            reason = self._secret_in(view) or self._prompt_in(view)
+            reason = self._secret_in(view, spelled=view is answer) or self._prompt_in(view)
             if reason:
                 return reason if view is answer else f"{reason} (encoded)"
         return None
@@ -227,7 +229,7 @@ class LeakGuard:
             return self.fallback
         return REFUSAL
 
-    def _secret_in(self, text: str) -> str | None:
+    def _secret_in(self, text: str, spelled: bool = True) -> str | None:
         if not self.secrets:
             return None
         plain = _Flat(text)
@@ -251,7 +253,7 @@ class LeakGuard:
             if half >= MIN_PIECE_CHARS - 1 and plain.find(s[:half], whole_words=True) and \
                     plain.find(s[half:], whole_words=True):
                 return "secret in pieces"
-        tight, loose = spelling.views(text)
+        tight, loose = spelling.views(text) if spelled else ([], [])      # (decoded views are not spelled)
         for sec, patterns in self._spelled:
             if any(sec in run or sec[::-1] in run for run in tight) or \
                     any(p.search(run) for p in patterns for run in loose):
@@ -448,12 +450,40 @@ def _spelling_of_piece(chars: str, form: str, *, tight: bool, indexes: list[int]
     return len(kept)
 
 
-def _squash_positions(view: str) -> tuple[str, list[int]]:
-    """squash(view), and for each of its characters the position it came from in view."""
+class _AsciiPositions:
+    """Where each character of an ASCII text's squashed form came from, worked out on first use: the
+    checks ask for positions only where something matched, which benign text rarely gives."""
+
+    def __init__(self, low: str):
+        self.low, self._at = low, None
+
+    def _list(self) -> list[int]:
+        if self._at is None:
+            self._at = [m.start() for m in _ALNUM.finditer(self.low)]
+        return self._at
+
+    def __getitem__(self, i):
+        if isinstance(i, int) and -64 <= i < 0 and self._at is None:      # near the end: scan back
+            seen = 0
+            for k in range(len(self.low) - 1, -1, -1):
+                if self.low[k].isalnum():
+                    seen += 1
+                    if seen == -i:
+                        return k
+            raise IndexError(i)
+        return self._list()[i]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+
+@lru_cache(maxsize=64)
+def _squash_positions(view: str) -> tuple[str, "list[int] | _AsciiPositions"]:
+    """squash(view), and for each of its characters the position it came from in view. Cached: one
+    streamed piece asks for the same views many times (the checks, and each held-back form)."""
     if view.isascii():                         # the usual case: lower() keeps every position
         low = view.lower()
-        at = [m.start() for m in _ALNUM.finditer(low)]
-        return "".join(low[i] for i in at), at
+        return _NOT_ALNUM.sub("", low), _AsciiPositions(low)
     flat, at = [], []
     for i, ch in enumerate(view):
         for c in fold(ch).lower():

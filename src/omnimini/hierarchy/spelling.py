@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from omnimini.hierarchy.normalize import fold_positions
+from omnimini.hierarchy.normalize import fold, fold_positions
 
 DIGIT_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                "seven": "7", "eight": "8", "nine": "9"}
@@ -56,7 +56,9 @@ def views(text: str) -> tuple[list[str], list[str]]:
     tight, loose = [], []
     run_t = run_l = ""
     last = None                                  # word index of the last character word
-    for _, char, index in characters(text):
+    words_ = [w.lower() for w in _TOKEN.findall(fold(text)) if not w.startswith("<")]
+    for index, low in enumerate(words_):
+        char = low if len(low) == 1 else SPOKEN.get(low, "")
         if not char:
             continue
         if last is not None and index - last - 1 > LOOSE_GAP:
