@@ -45,6 +45,10 @@ MIN_SECRET_CHARS = 4
 # "In pieces": any part of a secret at least this long (fraction of its length, and absolute).
 PIECE_FRACTION = 0.6
 MIN_PIECE_CHARS = 5
+# Pieces of one secret spread over an answer or over turns: words of at least COVER_MIN_WORD
+# characters that are parts of it, covering COVER_FRACTION of it together.
+COVER_MIN_WORD = 4
+COVER_FRACTION = 0.8
 # At most this much of an encoded-looking tail (a run of the base64/base32/hex alphabet) is held back
 # while it grows: a partial run decodes to a prefix of its text, which the whole-answer check already
 # sees, so the bound only keeps the start of a long encoded leak from going out before it completes.
@@ -166,6 +170,7 @@ class LeakGuard:
     system_text: str
     extra_secrets: list[str] = field(default_factory=list)
     user_text: str = ""              # the message answered: it may open a gate (gates.py)
+    said_before: str = ""            # the assistant's earlier turns: a secret told a piece per turn
 
     def __post_init__(self) -> None:
         declared = [*declared_secrets(self.system_text, MIN_KEY_CHARS), *self.extra_secrets]
@@ -198,6 +203,8 @@ class LeakGuard:
         self._doubled = [re.compile("".join(re.escape(c) + "{2,3}" for c in sec)) for sec in self.secrets]
         self._doubled_pieces = ["".join(c * 2 for c in sec) for sec in self.secrets]
         self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
+        self._covered_before = {sec: _covered(sec, self.said_before) for sec in self.secrets} \
+            if self.said_before else {}
         # One character at a time with words between (spelling.py): in order, forwards or reversed.
         self._spelled = [(sec, [spelling.loose_pattern(f) for f in (sec, sec[::-1])]
                           if len(sec) >= spelling.LOOSE_MIN_CHARS else []) for sec in self.secrets]
@@ -253,6 +260,15 @@ class LeakGuard:
             if half >= MIN_PIECE_CHARS - 1 and plain.find(s[:half], whole_words=True) and \
                     plain.find(s[half:], whole_words=True):
                 return "secret in pieces"
+            # Pieces far apart, each too small alone, or told one per turn ("It starts with PLANE." then
+            # "It ends with TARY."): words of this answer and of the earlier ones that together cover
+            # most of the secret.
+            if len(s) >= 2 * COVER_MIN_WORD:
+                now = _covered(s, text)
+                before = self._covered_before.get(s, set())
+                if now - before and len(now | before) >= math.ceil(COVER_FRACTION * len(s)) and \
+                        (before or _covering_words(s, text) >= 2):
+                    return "secret in pieces" + (" over several turns" if before - now else "")
         tight, loose = spelling.views(text) if spelled else ([], [])      # (decoded views are not spelled)
         for sec, patterns in self._spelled:
             if any(sec in run or sec[::-1] in run for run in tight) or \
@@ -448,6 +464,29 @@ def _spelling_of_piece(chars: str, form: str, *, tight: bool, indexes: list[int]
             if extra > 1:
                 return 0
     return len(kept)
+
+
+def _words_in(secret: str, text: str) -> list[tuple[int, int]]:
+    """(start, end) in the secret of each word of the text (COVER_MIN_WORD characters or more) that
+    is a part of it, forwards or reversed."""
+    spans = []
+    for w in {squash(w) for w in _WORD.findall(fold(text))}:
+        if len(w) < COVER_MIN_WORD or len(w) >= len(secret):
+            continue
+        for form, flip in ((secret, False), (secret[::-1], True)):
+            i = form.find(w)
+            while i >= 0:
+                spans.append((len(secret) - i - len(w), len(secret) - i) if flip else (i, i + len(w)))
+                i = form.find(w, i + 1)
+    return spans
+
+
+def _covered(secret: str, text: str) -> set[int]:
+    return {k for a, b in _words_in(secret, text) for k in range(a, b)}
+
+
+def _covering_words(secret: str, text: str) -> int:
+    return len(_words_in(secret, text))
 
 
 class _AsciiPositions:

@@ -139,7 +139,8 @@ async def defend(turns: list[Turn], spec: ModelSpec, catalog: Catalog, engines) 
     guard = None
     if policy.output_guard:
         asked = next((t.content for t in reversed(turns) if t.level == Level.USER), "")
-        guard = LeakGuard(system, user_text=asked)
+        said = "\n".join(t.content for t in turns if t.level == Level.ASSISTANT and t.content)
+        guard = LeakGuard(system, user_text=asked, said_before=said)
         guard = guard if guard.active else None
     # A closed-domain task (the system prompt makes the user's text its material): that text is data.
     user_data = policy.spotlight and closed_domain(system)
