@@ -136,7 +136,7 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
     defaults = {"system_message": SYSTEM_MESSAGE, "temperature": DEFAULT_T, "max_tokens": DEFAULT_MAX_TOKENS,
                 "seed": None}
     changed = {k: v for k, v in sampler_config.items() if v != defaults[k]}
-    variant = {k: v for k, v in options.items() if v not in (None, 1) or k != "samples"}
+    variant = {k: v for k, v in options.items() if not (k == "samples" and v == 1)}   # 1 sample: the default
     tag = "" if not (changed or variant) else "-" + hashlib.sha1(
         json.dumps([changed, variant], sort_keys=True).encode()).hexdigest()[:8]
     out = out or settings.data_path / "evals" / _slug(f"{name}-{model}" + (f"-n{limit}" if limit else "")

@@ -156,11 +156,9 @@ def _declared_value(m: re.Match) -> str | None:
     first = words_[0].lower().rstrip(_TRAILING_PUNCT)
     if not value or (first in NOT_SECRETS and not (phrase and len(words_) >= 3 and first in PHRASE_MAY_START)):
         return None
-    if m.group("weak"):
+    if m.group("weak"):                     # a code-like value, or any after a bare "secret is"
         bare_secret = m.group("weak").lower() == "secret" and not m.group("between").strip()
         if not (bare_secret or CODE_LIKE.search(value)):
-            return None
-        if m.group("between").strip() and not CODE_LIKE.search(value):
             return None
     return value
 
@@ -203,7 +201,7 @@ class LeakGuard:
         self._doubled = [re.compile("".join(re.escape(c) + "{2,3}" for c in sec)) for sec in self.secrets]
         self._doubled_pieces = ["".join(c * 2 for c in sec) for sec in self.secrets]
         self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
-        self._covered_before = {sec: _covered(sec, self.said_before) for sec in self.secrets} \
+        self._covered_before = {sec: _cover(_words_in(sec, self.said_before)) for sec in self.secrets} \
             if self.said_before else {}
         # One character at a time with words between (spelling.py): in order, forwards or reversed.
         self._spelled = [(sec, [spelling.loose_pattern(f) for f in (sec, sec[::-1])]
@@ -244,8 +242,10 @@ class LeakGuard:
         leet = _Flat(text.translate(_LEET), original=text)
         initials = "".join(w[0] for w in words(text))
         for s in self.secrets:
-            if plain.find(s) or plain.find(s[::-1]):
-                return "secret verbatim or spelled out" if plain.find(s) else "secret reversed"
+            if plain.find(s):
+                return "secret verbatim or spelled out"
+            if plain.find(s[::-1]):
+                return "secret reversed"
             if any(c.isalpha() for c in s) and leet.find(s.translate(_LEET), leet=True):
                 return "secret leetspeak"
             if len(s) >= 5 and s in initials:
@@ -264,10 +264,11 @@ class LeakGuard:
             # "It ends with TARY."): words of this answer and of the earlier ones that together cover
             # most of the secret.
             if len(s) >= 2 * COVER_MIN_WORD:
-                now = _covered(s, text)
+                spans = _words_in(s, text)
+                now = _cover(spans)
                 before = self._covered_before.get(s, set())
                 if now - before and len(now | before) >= math.ceil(COVER_FRACTION * len(s)) and \
-                        (before or _covering_words(s, text) >= 2):
+                        (before or len(spans) >= 2):
                     return "secret in pieces" + (" over several turns" if before - now else "")
         tight, loose = spelling.views(text) if spelled else ([], [])      # (decoded views are not spelled)
         for sec, patterns in self._spelled:
@@ -313,10 +314,9 @@ class LeakGuard:
         if at is not None:
             start = at[start] if start < len(at) else len(raw_tail)
         start += offset
-        if self.secrets:
-            start = min(start, self._spelled_hold(text))
-        if self.secrets:                                       # one half may have gone by long ago
-            start = min(start, self._halves_hold(text), self._halves_hold(codecs.decode(text, "rot13")))
+        if self.secrets:       # a spelling may have begun, or one half gone by, before the window
+            start = min(start, self._spelled_hold(text), self._halves_hold(text),
+                        self._halves_hold(codecs.decode(text, "rot13")))
         return start
 
     def _secret_hold(self, view: str, forms: list[str]) -> int:
@@ -481,12 +481,9 @@ def _words_in(secret: str, text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _covered(secret: str, text: str) -> set[int]:
-    return {k for a, b in _words_in(secret, text) for k in range(a, b)}
-
-
-def _covering_words(secret: str, text: str) -> int:
-    return len(_words_in(secret, text))
+def _cover(spans: list[tuple[int, int]]) -> set[int]:
+    """The positions of the secret that these spans cover."""
+    return {k for a, b in spans for k in range(a, b)}
 
 
 class _AsciiPositions:

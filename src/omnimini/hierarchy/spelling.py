@@ -37,6 +37,11 @@ LOOSE_MIN_CHARS = 5        # shorter secrets are too easily found among the lone
 _TOKEN = re.compile(r"x-ray|<[^<>\n]{0,40}>|[^\W_]+", re.IGNORECASE)
 
 
+def _stands_for(word: str) -> str:
+    """The character a (lower-case) word stands for: itself if it is one, a spoken name's, or ""."""
+    return word if len(word) == 1 else SPOKEN.get(word, "")
+
+
 def characters(text: str) -> list[tuple[int, str, int]]:
     """(position in text, the character it stands for or "", index among the words) for each word."""
     folded, at = fold_positions(text)
@@ -45,9 +50,7 @@ def characters(text: str) -> list[tuple[int, str, int]]:
         word = m.group()
         if word.startswith("<"):                 # markup is no word
             continue
-        low = word.lower()
-        char = low if len(low) == 1 else SPOKEN.get(low, "")
-        out.append((m.start() if at is None else at[m.start()], char, len(out)))
+        out.append((m.start() if at is None else at[m.start()], _stands_for(word.lower()), len(out)))
     return out
 
 
@@ -56,9 +59,9 @@ def views(text: str) -> tuple[list[str], list[str]]:
     tight, loose = [], []
     run_t = run_l = ""
     last = None                                  # word index of the last character word
-    words_ = [w.lower() for w in _TOKEN.findall(fold(text)) if not w.startswith("<")]
-    for index, low in enumerate(words_):
-        char = low if len(low) == 1 else SPOKEN.get(low, "")
+    words_ = [w.lower() for w in _TOKEN.findall(fold(text)) if not w.startswith("<")]   # no positions: faster
+    for index, word in enumerate(words_):
+        char = _stands_for(word)
         if not char:
             continue
         if last is not None and index - last - 1 > LOOSE_GAP:
