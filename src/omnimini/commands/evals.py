@@ -17,10 +17,12 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
+
+from omnimini.commands.progress import LoggedProgress
 
 app = typer.Typer(help="Evaluate a model with openai/simple-evals' prompts and scoring (MMLU, MGSM, GSM8K, "
                        "HumanEval), in-process or against any OpenAI-compatible endpoint.",
@@ -192,7 +194,7 @@ async def _sample(ev, examples, store, done, *, model, base_url, api_key, concur
                TextColumn("score {task.fields[score]}"), TimeElapsedColumn(), TextColumn("eta"),
                TimeRemainingColumn()]
     try:
-        with Progress(*columns, console=console) as progress:
+        with LoggedProgress(*columns, console=console) as progress:
             task = progress.add_task(f"{ev.name} · {model}", total=len(examples), completed=len(examples) - pending,
                                      score=f"{100 * sum(scores) / len(scores):.1f}%" if scores else "–")
 
@@ -344,7 +346,7 @@ def hierarchy(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
     records = {}
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=console) as progress:
+    with LoggedProgress(*columns, console=console) as progress:
         for d in names:
             task = progress.add_task(f"hierarchy · {model} · {d}", total=len(examples))
             records[d] = asyncio.run(run_one(ev, examples, out, model=model, defence=d, base_url=base_url,

@@ -1,0 +1,49 @@
+"""Progress of long jobs that also shows in a log file.
+
+rich's live bar draws nothing until the job ends when its console is not a terminal (`nohup ... &`,
+CI, `| tee`), so a run of several hours would say nothing for hours. There, `LoggedProgress` writes
+one plain line per unfinished task every `LOG_EVERY_S` seconds instead, as tqdm does to a file.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from rich.progress import Progress, Task
+
+LOG_EVERY_S = 30.0   # a line per half minute: a stalled run shows within a minute, a 5-hour log stays readable
+
+
+def _clock(seconds: float | None) -> str:
+    return "–" if seconds is None else str(timedelta(seconds=int(seconds)))
+
+
+def progress_line(task: Task) -> str:
+    """`mgsm · m  1713/2750  15.2/min  score 0.0%  elapsed 0:03:30  eta 1:08:12`: the bar's columns as text."""
+    speed = task.finished_speed or task.speed
+    parts = [task.description, f"{int(task.completed)}/{int(task.total or 0)}",
+             f"{60 * speed:.1f}/min" if speed else "–/min"]
+    if "score" in task.fields:
+        parts.append(f"score {task.fields['score']}")
+    parts += [f"elapsed {_clock(task.elapsed)}", f"eta {_clock(task.time_remaining)}"]
+    return "  ".join(parts)
+
+
+class LoggedProgress(Progress):
+    """rich's `Progress`, plus a plain line per unfinished task every `log_every` seconds on a console
+    that is not a terminal (where the live bar stays blank)."""
+
+    def __init__(self, *columns, log_every: float = LOG_EVERY_S, **kwargs) -> None:
+        super().__init__(*columns, **kwargs)
+        self._log_every = log_every
+        self._logged_at = time.monotonic()
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        now = time.monotonic()
+        if not self.console.is_terminal and now - self._logged_at >= self._log_every:
+            self._logged_at = now
+            for task in self.tasks:
+                if task.started and not task.finished:
+                    self.console.print(progress_line(task), markup=False, highlight=False, soft_wrap=True)
