@@ -58,14 +58,20 @@ class PreparedChat:
     refusal: str | None = None            # the jailbreak screen's answer: the model is not run
 
     @property
-    def refusal_field(self) -> bool:
-        """A refused request whose client expects no prose gets its refusal in `message.refusal`
-        (streamed: `delta.refusal`) and null content, as OpenAI does: structured output (a JSON parser
-        never reads prose), and a forced tool call (tool_choice `required` or named: the client looks
-        for calls and finds none, and `refusal` says why, instead of text it never asked for)."""
+    def expects_no_prose(self) -> bool:
+        """A client that expects no prose gets a refusal in `message.refusal` (streamed: `delta.refusal`)
+        and null content, as OpenAI does: structured output (a JSON parser never reads prose), and a
+        forced tool call (tool_choice `required` or named: the client looks for calls and finds none, and
+        `refusal` says why, instead of text it never asked for). This holds for the jailbreak screen's
+        refusal and for the output guard's replacement alike."""
         fmt = self.request.response_format
         forced = self.tools is not None and self.tools.mode != "auto"
-        return bool(self.refusal) and (forced or (fmt is not None and fmt.type != "text"))
+        return forced or (fmt is not None and fmt.type != "text")
+
+    @property
+    def refusal_field(self) -> bool:
+        """Refused before generation, to a client that expects no prose."""
+        return bool(self.refusal) and self.expects_no_prose
 
     @property
     def include_usage(self) -> bool:
@@ -250,8 +256,12 @@ class ChatService:
                 content, calls, finish = p.guard.replacement(leaked), None, "stop"
             # Logprobs describe the tokens the answer shows: none of a replaced one.
             shown = None if content is not said else guard_logprobs(p.guard, logprobs[i])
-            message = (ResponseMessage(content=None, refusal=p.refusal) if p.refusal_field
-                       else ResponseMessage(content=content, tool_calls=calls))
+            if p.refusal_field:
+                message = ResponseMessage(content=None, refusal=p.refusal)
+            elif (content is not said or leaked) and p.expects_no_prose:     # the guard's replacement
+                message = ResponseMessage(content=None, refusal=content)
+            else:
+                message = ResponseMessage(content=content, tool_calls=calls)
             choices.append(Choice(
                 index=i, message=message,
                 logprobs=ChoiceLogprobs(content=shown) if p.request.logprobs else None,
@@ -302,9 +312,11 @@ class ChatService:
                 if guarded and events:
                     held_calls[i] += events
                     events = []
+                clean = not guards[i].tripped
                 text = guards[i].feed(text) + (guards[i].finish() if step.finish_reason else "")
-                if text and p.refusal_field:
-                    yield chunk([ChunkChoice(index=i, delta=Delta(refusal=text))])
+                replaced = clean and guards[i].tripped      # this text is the guard's replacement
+                if text and (p.refusal_field or (replaced and p.expects_no_prose)):
+                    yield chunk([ChunkChoice(index=i, delta=Delta(refusal=text.lstrip("\n") if replaced else text))])
                 elif text or (lp and not events):
                     yield chunk([ChunkChoice(index=i, delta=Delta(content=text), logprobs=lp)])
                     lp = None
@@ -316,7 +328,9 @@ class ChatService:
                     if guarded and not guards[i].tripped:
                         leaked = guard_calls(p.guard, _call_arguments(held_calls[i]), i) if held_calls[i] else None
                         if leaked:
-                            yield chunk([ChunkChoice(index=i, delta=Delta(content=p.guard.replacement(leaked)))])
+                            instead = p.guard.replacement(leaked)
+                            yield chunk([ChunkChoice(index=i, delta=Delta(refusal=instead) if p.expects_no_prose
+                                                     else Delta(content=instead))])
                             held_lp[i], finish = [], "stop"
                         elif held_calls[i]:
                             yield chunk([ChunkChoice(index=i, delta=Delta(tool_calls=_delta_calls(held_calls[i])))])
