@@ -90,3 +90,22 @@ def test_a_target_that_rejects_every_request_stores_nothing(tmp_path):
                  "--out", str(out), tmp=tmp_path)
     refused(r, "rejected all of the first 3 requests", "maximum context length", code=1)
     assert not (out / "samples.jsonl").exists() or not (out / "samples.jsonl").read_text()
+
+
+def test_report_and_compare_on_what_is_not_a_run(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused(omnimini("report", str(empty), tmp=tmp_path), "no run.json")
+    refused(omnimini("compare", str(tmp_path / "missing"), tmp=tmp_path), "no such file or directory")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text("{not json")
+    refused(omnimini("report", str(bad), tmp=tmp_path), "unreadable run.json")
+    (bad / "run.json").write_text('{"eval": "mmlu", "model": "m", "examples": 3, "sessions": []}')
+    refused(omnimini("report", str(bad), tmp=tmp_path), "no samples stored yet")
+    (bad / "samples.jsonl").write_text('{"id": "x", "answer": 3}\n')
+    refused(omnimini("report", str(bad), tmp=tmp_path), "is not what `omnimini eval` writes")
+    (tmp_path / "summary.json").write_text("[1,")
+    refused(omnimini("compare", str(tmp_path / "summary.json"), tmp=tmp_path), "not a summary.json")
+    (tmp_path / "summary.json").write_text("[1, 2]")
+    refused(omnimini("compare", str(tmp_path / "summary.json"), tmp=tmp_path), "not a summary.json of")

@@ -104,6 +104,20 @@ def test_resume_after_kill_evaluates_nothing_twice(tmp_path):
     before = samples.read_text().splitlines()
     assert 3 <= len(before) < 6
 
+    # A report on the stopped run scores what is stored and changes no file, not even a torn last line
+    # (beside a running writer, that line is being written).
+    with open(samples, "a") as f:
+        f.write('{"id": "torn')
+    stored = samples.read_bytes()
+    r = omnimini("eval", "report", str(out), "--write", tmp=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"in progress: {len(before)} of 6 done" in r.stdout
+    assert samples.read_bytes() == stored
+    assert f"IN PROGRESS: {len(before)} of 6 done" in (out / "report.md").read_text()
+    assert json.loads((out / "summary.json").read_text())["n"] == len(before)
+    cmp = omnimini("eval", "compare", str(out), tmp=tmp_path)
+    assert cmp.returncode == 0 and f"(n={len(before)})" in cmp.stdout, cmp.stdout + cmp.stderr
+
     r = omnimini("eval", "gsm8k", "--limit", "6", "--max-tokens", "12", "--threads", "2",
                  "--data-dir", str(EVALDATA), "--out", str(out), tmp=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

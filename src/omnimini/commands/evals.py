@@ -75,7 +75,7 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _print_summary(summary: dict[str, Any], out: Path) -> None:
+def _print_summary(summary: dict[str, Any], report: Path | None) -> None:
     table = Table("metric", "score %", "± stderr", "n", title=f"{summary['eval']} · {summary['model']}")
     table.add_row("[bold]score[/bold]", f"{100 * summary['score']:.1f}", f"{100 * summary['stderr']:.1f}",
                   str(summary["n"]))
@@ -88,8 +88,10 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                       "(report.md lists them)")
     subset = "" if summary["n"] >= (summary["available"] or 0) else \
         f" [yellow](subset: {summary['n']} of {summary['available']})[/yellow]"
+    if not summary.get("complete", True):
+        subset = f" [yellow](in progress: {summary['n']} of {summary['total_examples']} done)[/yellow]"
     console.print(f"{summary['tokens']['completion']:,} completion tokens in {summary['time']['wall_seconds']:.0f} s"
-                  f"{subset}; report: {out / 'report.md'}")
+                  f"{subset}" + (f"; report: {report}" if report else ""))
 
 
 def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit: int | None,
@@ -170,7 +172,7 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     (out / CHART_FILE).write_text(chart(summary))
     (out / REPORT_FILE).write_text(markdown(summary, command))
-    _print_summary(summary, out)
+    _print_summary(summary, out / REPORT_FILE)
     return summary
 
 
@@ -265,19 +267,69 @@ def humaneval(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
     execute("humaneval", **args, options={"samples": samples})
 
 
+def _run_summary(path: Path) -> dict[str, Any]:
+    """A run directory's summary made from the samples stored so far, so that a run still going (or
+    stopped) has one too; a summary.json file is read as it is."""
+    from omnimini.evals.store import SUMMARY_FILE, read_run
+    from omnimini.evals.summary import summarize
+
+    def read_summary(f: Path) -> dict[str, Any]:
+        try:
+            summary = json.loads(f.read_text())
+        except ValueError as e:
+            _fail(f"{f}: not a {SUMMARY_FILE} ({e})")
+        if not isinstance(summary, dict) or not {"eval", "model", "n", "score", "stderr"} <= summary.keys():
+            _fail(f"{f}: not a {SUMMARY_FILE} of `omnimini eval`")
+        return summary
+
+    if not path.is_dir():
+        if not path.is_file():
+            _fail(f"{path}: no such file or directory")
+        return read_summary(path)
+    try:
+        meta, records = read_run(path)
+    except FileNotFoundError as e:
+        if (path / SUMMARY_FILE).is_file():         # a run directory copied without its samples
+            return read_summary(path / SUMMARY_FILE)
+        _fail(str(e))
+    except ValueError as e:
+        _fail(f"{path}: unreadable run.json ({e})")
+    try:
+        summary = summarize(meta, list(records.values()), total_examples=meta.get("examples"),
+                            available=meta.get("available"))
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        _fail(f"{path}: run.json or samples.jsonl is not what `omnimini eval` writes ({type(e).__name__}: {e})")
+    if summary["n"] == 0:
+        _fail(f"{path}: no samples stored yet")
+    return summary
+
+
+@app.command("report")
+def report(runs: list[Path] = typer.Argument(..., help="Run directories."),
+           write: bool = typer.Option(False, "--write", help="Also write summary.json, report.md and chart.svg "
+                                      "into each directory (a run that finishes rewrites them).")) -> None:
+    """Score runs from the samples stored so far, without asking the model anything: a run still going
+    (in another process), or one that was stopped."""
+    from omnimini.evals.report import chart, markdown
+    from omnimini.evals.store import CHART_FILE, REPORT_FILE, SUMMARY_FILE
+
+    for path in runs:
+        summary = _run_summary(path)
+        if write and path.is_dir():
+            (path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+            (path / CHART_FILE).write_text(chart(summary))
+            (path / REPORT_FILE).write_text(markdown(summary))
+        _print_summary(summary, path / REPORT_FILE if write and path.is_dir() else None)
+
+
 @app.command("compare")
 def compare(runs: list[Path] = typer.Argument(..., help="Run directories (or their summary.json)."),
             out: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file.")) -> None:
-    """Put runs side by side with the published gpt-4o-mini, Gemini Flash and Claude Haiku rows."""
+    """Put runs side by side with the published gpt-4o-mini, Gemini Flash and Claude Haiku rows
+    (a run still going counts what it has done so far, marked n=...)."""
     from omnimini.evals.report import compare_markdown, compare_rows
-    from omnimini.evals.store import SUMMARY_FILE
 
-    summaries = []
-    for path in runs:
-        f = path / SUMMARY_FILE if path.is_dir() else path
-        if not f.exists():
-            _fail(f"{path}: no {SUMMARY_FILE} (is it a run directory of `omnimini eval`?)")
-        summaries.append(json.loads(f.read_text()))
+    summaries = [_run_summary(path) for path in runs]
     header, rows = compare_rows(summaries)
     table = Table(*header, title="scores (%); ± standard error; (n=...) marks a subset")
     for row in rows:

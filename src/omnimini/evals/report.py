@@ -68,7 +68,10 @@ def chart(summary: dict[str, Any]) -> str:
 
 def markdown(summary: dict[str, Any], command: str | None = None) -> str:
     ev = summary["eval"]
-    subset = (f"SUBSET of {summary.get('available')}" if is_subset(summary) else "the full set")
+    if not summary.get("complete", True):
+        subset = f"IN PROGRESS: {summary['n']} of {summary.get('total_examples')} done"
+    else:
+        subset = f"SUBSET of {summary.get('available')}" if is_subset(summary) else "the full set"
     lines = [f"# {ev} — {summary['model']}", "",
              f"- target: {summary.get('target')}",
              f"- examples: {summary['n']} ({subset})",

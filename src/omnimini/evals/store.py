@@ -71,8 +71,9 @@ class RunStore:
     def __del__(self) -> None:
         self.close()
 
-    def records(self) -> dict[str, dict]:
-        """The completed records by id. A torn last line (killed mid-write) is cut off the file; a
+    def records(self, repair: bool = True) -> dict[str, dict]:
+        """The completed records by id. A torn last line (killed mid-write) is cut off the file (unless
+        `repair` is off: a reader beside a running writer leaves its half-written line alone); a
         damaged line further up is skipped (its example is asked again), never a reason to drop the
         good lines after it."""
         done: dict[str, dict] = {}
@@ -91,7 +92,7 @@ class RunStore:
                     good_end = size
                 elif line.endswith(b"\n"):
                     good_end = size         # keep the damaged line where it is; only a torn tail goes
-        if good_end != size:
+        if repair and good_end != size:
             with open(self.samples_path, "r+b") as f:
                 f.truncate(good_end)
         return done
@@ -118,3 +119,13 @@ class RunStore:
         tmp = self.run_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.meta, indent=2, ensure_ascii=False))
         os.replace(tmp, self.run_path)
+
+
+def read_run(out_dir: Path) -> tuple[dict[str, Any], dict[str, dict]]:
+    """A run's metadata and records, read without the lock and without changing a file: for a report
+    on a run that may still be going."""
+    store = RunStore(out_dir)
+    if not store.run_path.is_file():
+        raise FileNotFoundError(f"{out_dir}: no {RUN_FILE} (is it a run directory of `omnimini eval`?)")
+    store.meta = json.loads(store.run_path.read_text())
+    return store.meta, store.records(repair=False)
