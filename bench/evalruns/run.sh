@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-set evals of the embedded model (docs/evals.md), resumable across machines.
 #
-#   bash bench/evalruns/run.sh [EVAL...]    # default: mgsm mmlu; resumes where the last run stopped
+#   bash bench/evalruns/run.sh [EVAL...]    # default: mgsm mmlu gsm8k; resumes where the last run stopped
 #   bash bench/evalruns/run.sh --save       # pack what is done so far (before a commit)
 #
 # A full MMLU on a 2-core CPU takes hours, more than one sitting on a machine that does not keep its
@@ -30,7 +30,7 @@ save() {  # pack every run's samples; gzip -n keeps the archive byte-stable when
 }
 
 if [ "${1:-}" = "--save" ]; then save; exit 0; fi
-EVALS=("$@"); [ ${#EVALS[@]} -gt 0 ] || EVALS=(mgsm mmlu)
+EVALS=("$@"); [ ${#EVALS[@]} -gt 0 ] || EVALS=(mgsm mmlu gsm8k)
 trap save EXIT
 for ev in "${EVALS[@]}"; do
   out="bench/evalruns/$ev"; mkdir -p "$out"

@@ -57,6 +57,9 @@ ENCODED_HOLD_CHARS = 64
 # piece of a secret, the first words of a prompt run): a bound on the work per token, far above the
 # longest protected piece. Halves of a secret are searched in the whole answer.
 HOLD_WINDOW = 1024
+# Decoded texts whose check result a guard remembers (a streamed answer's runs decode alike on every
+# piece); the memo starts over when full.
+DECODED_MEMO = 4096
 # How many of the last words may hold the start of a secret spelled one character at a time.
 SPELL_WINDOW = 40
 SPELL_START_WORDS = 3
@@ -203,6 +206,7 @@ class LeakGuard:
         self._leet_forms = [sec.translate(_LEET) for sec in self.secrets]
         self._covered_before = {sec: _cover(_words_in(sec, self.said_before)) for sec in self.secrets} \
             if self.said_before else {}
+        self._decoded_seen: dict[str, str | None] = {}        # _decoded_reason's memo
         # One character at a time with words between (spelling.py): in order, forwards or reversed.
         self._spelled = [(sec, [spelling.loose_pattern(f) for f in (sec, sec[::-1])]
                           if len(sec) >= spelling.LOOSE_MIN_CHARS else []) for sec in self.secrets]
@@ -220,12 +224,24 @@ class LeakGuard:
             for g in self.gated:
                 if g in flat:
                     return f"{GATED_REASON}: {g!r} without the secret"
-        views = [answer, *decoded(answer)]
-        for view in views:
-            reason = self._secret_in(view, spelled=view is answer) or self._prompt_in(view)
+        reason = self._secret_in(answer) or self._prompt_in(answer)
+        if reason:
+            return reason
+        for view in dict.fromkeys(decoded(answer)):
+            reason = self._decoded_reason(view)
             if reason:
-                return reason if view is answer else f"{reason} (encoded)"
+                return f"{reason} (encoded)"
         return None
+
+    def _decoded_reason(self, view: str) -> str | None:
+        """The checks on a text decoded from the answer, remembered: a streamed answer is checked
+        whole on every piece, and its encoded-looking runs (ordinary words match base64's alphabet)
+        decode to the same texts each time."""
+        if view not in self._decoded_seen:
+            if len(self._decoded_seen) >= DECODED_MEMO:
+                self._decoded_seen.clear()
+            self._decoded_seen[view] = self._secret_in(view, spelled=False) or self._prompt_in(view)
+        return self._decoded_seen[view]
 
     def replacement(self, reason: str | None) -> str:
         """What an answer stopped for `reason` becomes: a gated reply becomes the system prompt's
@@ -286,7 +302,7 @@ class LeakGuard:
             return None
         w = words(text)
         for seq, how in ((w, "system prompt verbatim"), (w[::-1], "system prompt reversed")):
-            if any(tuple(seq[i:i + NGRAM]) in self.ngrams for i in range(len(seq) - NGRAM + 1)):
+            if not self.ngrams.isdisjoint(zip(*(seq[k:] for k in range(NGRAM)))):    # every NGRAM-word run
                 return how
         return None
 
@@ -470,7 +486,7 @@ def _words_in(secret: str, text: str) -> list[tuple[int, int]]:
     """(start, end) in the secret of each word of the text (COVER_MIN_WORD characters or more) that
     is a part of it, forwards or reversed."""
     spans = []
-    for w in {squash(w) for w in _WORD.findall(fold(text))}:
+    for w in {_squash_word(w) for w in set(_WORD.findall(fold(text)))}:    # an answer repeats its words
         if len(w) < COVER_MIN_WORD or len(w) >= len(secret):
             continue
         for form, flip in ((secret, False), (secret[::-1], True)):
@@ -479,6 +495,12 @@ def _words_in(secret: str, text: str) -> list[tuple[int, int]]:
                 spans.append((len(secret) - i - len(w), len(secret) - i) if flip else (i, i + len(w)))
                 i = form.find(w, i + 1)
     return spans
+
+
+def _squash_word(word: str) -> str:
+    """squash() of one \\w+ word of folded text: for a plain ASCII word, its lower case (the guard
+    squashes every word of the answer on every streamed piece)."""
+    return word.lower() if word.isascii() and word.isalnum() else squash(word)
 
 
 def _cover(spans: list[tuple[int, int]]) -> set[int]:
