@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import re
 import shlex
 import sys
@@ -17,12 +18,10 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
-from omnimini.commands.progress import LoggedProgress
+from omnimini.commands.progress import EtaColumn, LoggedProgress, RateColumn
 
 app = typer.Typer(help="Evaluate a model with openai/simple-evals' prompts and scoring (MMLU, MGSM, GSM8K, "
                        "HumanEval), in-process or against any OpenAI-compatible endpoint.",
@@ -31,6 +30,7 @@ console = Console()
 
 LOCAL_CONCURRENCY = 1                  # 2 CPU cores: one sequence at a time decodes fastest per request
 HTTP_CONCURRENCY = 8                   # requests in flight against an HTTP endpoint
+HTTP_TIMEOUT_S = 600.0                 # evals/samplers.py's default, repeated so --help needs no import
 
 MODEL = typer.Option("omnimini-mini", "--model", "-m", help="Model to evaluate (a catalog name, or the "
                      "endpoint's model name with --base-url).")
@@ -52,12 +52,8 @@ SYSTEM = typer.Option(None, help="System message (default simple-evals' 'You are
 SEED = typer.Option(None, help="Seed sent with every request (reproducible sampling where supported).")
 THREADS = typer.Option(None, min=1, help="CPU threads for the in-process model.")
 MODELS_FILE = typer.Option(None, help="Models file for the in-process catalog (see `omnimini serve`).")
-
-
-class RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{60 * speed:.1f}/min" if speed else "–/min", style="cyan")
+TIMEOUT = typer.Option(HTTP_TIMEOUT_S, min=1.0, help="With --base-url: seconds one request may take, retries "
+                       "included, before the run stops (resumable).")
 
 
 def _slug(text: str) -> str:
@@ -68,6 +64,14 @@ def _settings(threads: int | None, models_file: Path | None):
     from omnimini.settings import Settings
 
     return Settings(**{k: v for k, v in {"threads": threads, "models_file": models_file}.items() if v is not None})
+
+
+def _fingerprint(examples) -> str:
+    """The data a run asks: a hash of every example's id and contents, in order."""
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(json.dumps([e.id, e.data], sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+    return h.hexdigest()[:16]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -83,6 +87,10 @@ def _print_summary(summary: dict[str, Any], report: Path | None) -> None:
         if not name.startswith("subject:"):
             table.add_row(name, f"{100 * m['mean']:.1f}", f"{100 * m['stderr']:.1f}", str(m["n"]))
     console.print(table)
+    empty, total = summary.get("empty_responses", 0), summary.get("responses", 0)
+    if empty:
+        console.print(f"[yellow]{empty} of {total} responses had no text[/yellow] (content null: a tool call, a "
+                      "refusal, or the whole budget spent on hidden reasoning?); each scored 0")
     if summary.get("errors"):
         console.print(f"[yellow]{summary['errors']} request(s) were rejected by the target and scored 0[/yellow] "
                       "(report.md lists them)")
@@ -97,16 +105,17 @@ def _print_summary(summary: dict[str, Any], report: Path | None) -> None:
 def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit: int | None,
             concurrency: int | None, data_dir: Path | None, out: Path | None, temperature: float | None,
             max_tokens: int | None, system: str | None, seed: int | None, threads: int | None,
-            models_file: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+            models_file: Path | None, options: dict[str, Any], timeout: float = HTTP_TIMEOUT_S) -> dict[str, Any]:
     from omnimini.evals import make_eval
     from omnimini.evals.common import MAX_TOKENS as DEFAULT_MAX_TOKENS, SYSTEM_MESSAGE, TEMPERATURE as DEFAULT_T
     from omnimini.evals.data import BadData, DataNotFound
     from omnimini.evals.report import chart, markdown
-    from omnimini.evals.store import CHART_FILE, REPORT_FILE, SUMMARY_FILE, RunMismatch, RunStore
+    from omnimini.evals.store import CHART_FILE, DATA_KEY, REPORT_FILE, SUMMARY_FILE, RunMismatch, RunStore
     from omnimini.evals.summary import summarize
 
     import yaml
 
+    _check_options(base_url, temperature, options)
     if models_file is not None and not models_file.expanduser().is_file():
         _fail(f"--models-file {models_file}: no such file")
     settings = _settings(threads, models_file)
@@ -123,6 +132,10 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
         examples = ev.load(data_dir.expanduser() if data_dir else None, settings.data_path / "evaldata", limit)
     except (DataNotFound, BadData, ImportError) as e:
         _fail(str(e))
+    except UnicodeDecodeError as e:
+        _fail(f"a {name} data file is not UTF-8 text ({e})")
+    except OSError as e:
+        _fail(f"cannot read the {name} data: {e}")
     if not examples:
         _fail(f"the {name} data set holds no examples (data dir: {data_dir or settings.data_path / 'evaldata'})")
     if name == "humaneval":
@@ -143,48 +156,90 @@ def execute(name: str, *, model: str, base_url: str | None, api_key: str, limit:
     variant = {k: v for k, v in options.items() if not (k == "samples" and v == 1)}   # 1 sample: the default
     tag = "" if not (changed or variant) else "-" + hashlib.sha1(
         json.dumps([changed, variant], sort_keys=True).encode()).hexdigest()[:8]
-    out = out or settings.data_path / "evals" / _slug(f"{name}-{model}" + (f"-n{limit}" if limit else "")
-                                                       + ("" if not base_url else f"-{base_url}") + tag)
+    out = out.expanduser() if out else settings.data_path / "evals" / _slug(
+        f"{name}-{model}" + (f"-n{limit}" if limit else "") + ("" if not base_url else f"-{base_url}") + tag)
     store = RunStore(out)
     identity = {"eval": name, "model": model, "target": target, "limit": limit,
                 "samples_per_example": ev.samples_per_example, "sampler": sampler_config,
-                "options": options, "examples": len(examples), "available": ev.available}
+                "options": options, "examples": len(examples), "available": ev.available,
+                DATA_KEY: _fingerprint(examples)}
     try:
         done = store.open(identity)
     except RunMismatch as e:
         _fail(str(e))
+    except OSError as e:                # --out is a file, or lies on a read-only or full disk
+        _fail(f"--out {out}: {e.strerror or e}")
     ids = {e.id for e in examples}
     todo = sum(1 for e in examples if e.id not in done)
     if done:
         console.print(f"resuming {out}: {len(ids) - todo} of {len(examples)} already evaluated, {todo} to go")
+    command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if todo:
         concurrency = concurrency or (HTTP_CONCURRENCY if base_url else LOCAL_CONCURRENCY)
         try:
             asyncio.run(_sample(ev, examples, store, done, model=model, base_url=base_url, api_key=api_key,
-                                concurrency=concurrency, settings=settings, sampler_config=sampler_config))
+                                concurrency=concurrency, settings=settings, sampler_config=sampler_config,
+                                command=command, timeout=timeout))
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: stored samples are kept; rerun the same command to resume")
             raise typer.Exit(130)
     records = [r for r in store.records().values() if r["id"] in ids]
     store.close()
     summary = summarize(store.meta, records, total_examples=len(examples), available=ev.available)
-    command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    (out / CHART_FILE).write_text(chart(summary))
-    (out / REPORT_FILE).write_text(markdown(summary, command))
+    try:
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+        (out / CHART_FILE).write_text(chart(summary))
+        (out / REPORT_FILE).write_text(markdown(summary, command))
+    except OSError as e:
+        _print_summary(summary, None)
+        _fail(f"--out {out}: cannot write the report ({e.strerror or e}); the samples are in samples.jsonl")
     _print_summary(summary, out / REPORT_FILE)
     return summary
 
 
+def _check_options(base_url: str | None, temperature: float | None, options: dict[str, Any]) -> None:
+    """What the option parser lets through but no run could use: told before anything starts."""
+    from urllib.parse import urlsplit
+
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            _fail(f"--base-url {base_url!r}: not an http:// or https:// URL (an unset variable?); "
+                  "leave the option out to evaluate the in-process model")
+    if temperature is not None and not (math.isfinite(temperature) and 0 <= temperature <= 2):
+        _fail(f"--temperature {temperature}: must lie between 0 and 2, as the API's")
+    if "languages" in options and not options["languages"]:
+        _fail("--languages names no language")
+
+
+def _stopped(group: BaseExceptionGroup) -> None:
+    """A run stopped by its target (or by the engine): one line that says why, and exit 1."""
+    from omnimini.evals.runner import TargetRejects
+
+    first = group.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    if isinstance(first, TargetRejects):
+        console.print(f"[red]stopped[/red]: {first}. Check the model name, the key and the settings: "
+                      "a rerun would be rejected the same way.", markup=True, highlight=False)
+        raise typer.Exit(1)
+    why = str(first).rstrip(". ")
+    if first.__cause__ is not None and str(first.__cause__) not in why:   # "Connection error." says nothing
+        why += f" ({type(first.__cause__).__name__}: {first.__cause__})"
+    console.print(f"[red]stopped[/red]: {type(first).__name__}: {why}. "
+                  "Stored samples are kept; rerun the same command to resume.", highlight=False)
+    raise typer.Exit(1)
+
+
 async def _sample(ev, examples, store, done, *, model, base_url, api_key, concurrency, settings,
-                  sampler_config) -> None:
+                  sampler_config, command, timeout) -> None:
     from omnimini.evals.runner import run
     from omnimini.evals.samplers import HTTPSampler, LocalSampler
     from omnimini.protocol.errors import APIError
 
     try:
         if base_url:
-            sampler = HTTPSampler(model, base_url=base_url, api_key=api_key, **sampler_config)
+            sampler = HTTPSampler(model, base_url=base_url, api_key=api_key, timeout=timeout, **sampler_config)
         else:
             sampler = LocalSampler(model, catalog=settings.catalog(), data_dir=settings.data_path,
                                    threads=settings.threads, parallel=concurrency, **sampler_config)
@@ -193,25 +248,21 @@ async def _sample(ev, examples, store, done, *, model, base_url, api_key, concur
     pending = sum(1 for e in examples if e.id not in done)
     scores = [r["score"] for r in done.values()]
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-               TextColumn("score {task.fields[score]}"), TimeElapsedColumn(), TextColumn("eta"),
-               TimeRemainingColumn()]
+               TextColumn("score {task.fields[score]}"), TimeElapsedColumn(), EtaColumn()]
     try:
         with LoggedProgress(*columns, console=console) as progress:
             task = progress.add_task(f"{ev.name} · {model}", total=len(examples), completed=len(examples) - pending,
+                                     resumed=len(examples) - pending,
                                      score=f"{100 * sum(scores) / len(scores):.1f}%" if scores else "–")
 
             def on_record(record: dict) -> None:
                 scores.append(record["score"])
                 progress.update(task, advance=1, score=f"{100 * sum(scores) / len(scores):.1f}%")
 
-            await run(ev, sampler, examples, store, concurrency=concurrency, on_record=on_record, done=done)
+            await run(ev, sampler, examples, store, concurrency=concurrency, on_record=on_record, done=done,
+                      command=command)
     except BaseExceptionGroup as group:            # the TaskGroup's first failure
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        console.print(f"[red]stopped[/red]: {type(first).__name__}: {first}. "
-                      "Stored samples are kept; rerun the same command to resume.")
-        raise typer.Exit(1)
+        _stopped(group)
     finally:
         await sampler.close()
 
@@ -222,7 +273,7 @@ def mmlu(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = 
          data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
          temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
          system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
-         models_file: Optional[Path] = MODELS_FILE) -> None:
+         models_file: Optional[Path] = MODELS_FILE, timeout: float = TIMEOUT) -> None:
     """MMLU (14,042 questions, 57 subjects): zero-shot chain of thought, 'Answer: $LETTER'."""
     execute("mmlu", **{k: v for k, v in locals().items()}, options={})
 
@@ -233,13 +284,14 @@ def mgsm(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str = 
          data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
          temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
          system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
-         models_file: Optional[Path] = MODELS_FILE,
+         models_file: Optional[Path] = MODELS_FILE, timeout: float = TIMEOUT,
          languages: Optional[str] = typer.Option(None, help="Comma-separated subset of bn,de,en,es,fr,ja,ru,"
                                                  "sw,te,th,zh (default: all 11).")) -> None:
     """MGSM (250 problems x 11 languages): localized prompt, last number after the answer prefix."""
     args = {k: v for k, v in locals().items() if k != "languages"}
-    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
-    execute("mgsm", **args, options={"languages": langs} if langs else {})
+    langs = list(dict.fromkeys(x.strip() for x in languages.split(",") if x.strip())) if languages is not None \
+        else None
+    execute("mgsm", **args, options={"languages": langs} if langs is not None else {})
 
 
 @app.command("gsm8k")
@@ -248,7 +300,7 @@ def gsm8k(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: str =
           data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
           temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
           system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
-          models_file: Optional[Path] = MODELS_FILE) -> None:
+          models_file: Optional[Path] = MODELS_FILE, timeout: float = TIMEOUT) -> None:
     """GSM8K test (1,319 problems): MGSM's English prompt and last-number rule."""
     execute("gsm8k", **{k: v for k, v in locals().items()}, options={})
 
@@ -259,7 +311,7 @@ def humaneval(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
               data_dir: Optional[Path] = DATA_DIR, out: Optional[Path] = OUT,
               temperature: Optional[float] = TEMPERATURE, max_tokens: Optional[int] = MAX_TOKENS,
               system: Optional[str] = SYSTEM, seed: Optional[int] = SEED, threads: Optional[int] = THREADS,
-              models_file: Optional[Path] = MODELS_FILE,
+              models_file: Optional[Path] = MODELS_FILE, timeout: float = TIMEOUT,
               samples: int = typer.Option(1, min=1, help="Completions per problem (simple-evals draws 5; "
                                           "pass@k is reported for k <= samples).")) -> None:
     """HumanEval (164 problems): code in a bubblewrap sandbox, pass@k with the unbiased estimator."""
@@ -278,13 +330,17 @@ def _run_summary(path: Path) -> dict[str, Any]:
             summary = json.loads(f.read_text())
         except ValueError as e:
             _fail(f"{f}: not a {SUMMARY_FILE} ({e})")
-        if not isinstance(summary, dict) or not {"eval", "model", "n", "score", "stderr"} <= summary.keys():
+        numbers = ("n", "score", "stderr")
+        if not isinstance(summary, dict) or not {"eval", "model", *numbers} <= summary.keys() or \
+                not all(isinstance(summary[k], (int, float)) and not isinstance(summary[k], bool) for k in numbers):
             _fail(f"{f}: not a {SUMMARY_FILE} of `omnimini eval`")
         return summary
 
     if not path.is_dir():
-        if not path.is_file():
+        if not path.exists():
             _fail(f"{path}: no such file or directory")
+        if not path.is_file():
+            _fail(f"{path}: neither a run directory nor a {SUMMARY_FILE}")
         return read_summary(path)
     try:
         meta, records = read_run(path)
@@ -311,14 +367,20 @@ def report(runs: list[Path] = typer.Argument(..., help="Run directories."),
     """Score runs from the samples stored so far, without asking the model anything: a run still going
     (in another process), or one that was stopped."""
     from omnimini.evals.report import chart, markdown
-    from omnimini.evals.store import CHART_FILE, REPORT_FILE, SUMMARY_FILE
+    from omnimini.evals.store import CHART_FILE, REPORT_FILE, RUN_FILE, SUMMARY_FILE
 
     for path in runs:
         summary = _run_summary(path)
         if write and path.is_dir():
-            (path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-            (path / CHART_FILE).write_text(chart(summary))
-            (path / REPORT_FILE).write_text(markdown(summary))
+            try:
+                sessions = json.loads((path / RUN_FILE).read_text()).get("sessions") or []
+                command = next((s["command"] for s in reversed(sessions) if isinstance(s, dict) and s.get("command")),
+                               None)
+                (path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+                (path / CHART_FILE).write_text(chart(summary))
+                (path / REPORT_FILE).write_text(markdown(summary, command))
+            except OSError as e:
+                _fail(f"{path}: cannot write the report ({e.strerror or e})")
         _print_summary(summary, path / REPORT_FILE if write and path.is_dir() else None)
 
 
@@ -330,13 +392,20 @@ def compare(runs: list[Path] = typer.Argument(..., help="Run directories (or the
     from omnimini.evals.report import compare_markdown, compare_rows
 
     summaries = [_run_summary(path) for path in runs]
+    labels = [f"{s['model']} @ {s.get('target')}" for s in summaries]
+    for s, label, path in zip(summaries, labels, runs):
+        if labels.count(label) > 1:              # two runs of one model and target: tell them apart
+            s["label"] = f"{label} [{path.parent.name if path.is_file() else path.name}]"
     header, rows = compare_rows(summaries)
     table = Table(*header, title="scores (%); ± standard error; (n=...) marks a subset")
     for row in rows:
         table.add_row(*row)
     console.print(table)
     if out:
-        out.write_text(compare_markdown(summaries))
+        try:
+            out.expanduser().write_text(compare_markdown(summaries))
+        except OSError as e:
+            _fail(f"--out {out}: {e.strerror or e}")
         console.print(f"written {out}")
 
 
@@ -397,15 +466,25 @@ def hierarchy(model: str = MODEL, base_url: Optional[str] = BASE_URL, api_key: s
                                                        + ("" if not base_url else f"-{base_url}"))
     records = {}
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with LoggedProgress(*columns, console=console) as progress:
-        for d in names:
-            task = progress.add_task(f"hierarchy · {model} · {d}", total=len(examples))
-            records[d] = asyncio.run(run_one(ev, examples, out, model=model, defence=d, base_url=base_url,
-                                             api_key=api_key, settings=settings,
-                                             max_tokens=max_tokens or H_MAX_TOKENS, seed=seed,
-                                             on_record=lambda r, t=task: progress.update(t, advance=1)))
-            progress.update(task, completed=len(examples))
+               TimeElapsedColumn(), EtaColumn()]
+    from omnimini.evals.store import RunMismatch
+
+    try:
+        with LoggedProgress(*columns, console=console) as progress:
+            for d in names:
+                task = progress.add_task(f"hierarchy · {model} · {d}", total=len(examples))
+                records[d] = asyncio.run(run_one(ev, examples, out, model=model, defence=d, base_url=base_url,
+                                                 api_key=api_key, settings=settings,
+                                                 max_tokens=max_tokens or H_MAX_TOKENS, seed=seed,
+                                                 on_record=lambda r, t=task: progress.update(t, advance=1)))
+                progress.update(task, completed=len(examples))
+    except RunMismatch as e:
+        _fail(str(e))
+    except BaseExceptionGroup as group:
+        _stopped(group)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: stored samples are kept; rerun the same command to resume")
+        raise typer.Exit(130)
     command = "omnimini " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = write_report(out, model=model, target=base_url or "in-process", records=records,
                            categories=list(cats), notes=ev.notes, command=command, not_run=ev.not_run,

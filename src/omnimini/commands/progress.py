@@ -10,23 +10,52 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from rich.progress import Progress, Task
+from rich.progress import Progress, ProgressColumn, Task
+from rich.text import Text
 
 LOG_EVERY_S = 30.0   # a line per half minute: a stalled run shows within a minute, a 5-hour log stays readable
+MIN_RATE_SECONDS = 5.0   # no rate before this much of the session has passed (two answers at once are no rate)
 
 
 def _clock(seconds: float | None) -> str:
     return "–" if seconds is None else str(timedelta(seconds=int(seconds)))
 
 
+def session_rate(task: Task) -> float | None:
+    """Examples per second over this session: what was done since it started (the `resumed` field:
+    done before) over its time. rich's own speed averages the last few updates, which reads
+    thousands a minute when several answers of a batch land together."""
+    elapsed = task.elapsed or 0.0
+    done = task.completed - task.fields.get("resumed", 0)
+    if elapsed < MIN_RATE_SECONDS or done <= 0:
+        return None
+    return done / elapsed
+
+
+def session_eta(task: Task) -> float | None:
+    rate = session_rate(task)
+    return None if rate is None or task.total is None else max(0.0, task.total - task.completed) / rate
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rate = session_rate(task)
+        return Text(f"{60 * rate:.1f}/min" if rate else "–/min", style="cyan")
+
+
+class EtaColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"eta {_clock(session_eta(task))}", style="cyan")
+
+
 def progress_line(task: Task) -> str:
     """`mgsm · m  1713/2750  15.2/min  score 0.0%  elapsed 0:03:30  eta 1:08:12`: the bar's columns as text."""
-    speed = task.finished_speed or task.speed
+    rate = session_rate(task)
     parts = [task.description, f"{int(task.completed)}/{int(task.total or 0)}",
-             f"{60 * speed:.1f}/min" if speed else "–/min"]
+             f"{60 * rate:.1f}/min" if rate else "–/min"]
     if "score" in task.fields:
         parts.append(f"score {task.fields['score']}")
-    parts += [f"elapsed {_clock(task.elapsed)}", f"eta {_clock(task.time_remaining)}"]
+    parts += [f"elapsed {_clock(task.elapsed)}", f"eta {_clock(session_eta(task))}"]
     return "  ".join(parts)
 
 

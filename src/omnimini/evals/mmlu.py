@@ -80,7 +80,13 @@ def _rows_from_simple_evals_csv(path: Path) -> list[dict[str, str]]:
         if missing:
             raise BadData(f"{path}: no column {', '.join(missing)}; simple-evals' mmlu.csv has a header "
                           f"with {', '.join(keys)}")
-        return [{k: row[k] for k in keys} for row in reader]
+        rows = []
+        for row in reader:
+            if any(row.get(k) is None for k in keys) or None in row or row["Answer"] not in ("A", "B", "C", "D"):
+                raise BadData(f"{path}:{reader.line_num}: expected the columns {', '.join(keys)} with an answer "
+                              f"letter A-D, got {str(list(row.values()))[:120]}")
+            rows.append({k: row[k] for k in keys})
+        return rows
 
 
 class MMLU:

@@ -80,6 +80,7 @@ def markdown(summary: dict[str, Any], command: str | None = None) -> str:
              f"- time: {summary['time']['wall_seconds']:.0f} s wall "
              f"({summary['time']['examples_per_minute']} examples/min)",
              f"- requests refused by the target: {summary['errors']}",
+             f"- empty responses (no text, not refused): {summary.get('empty_responses', 0)}",
              f"- sampler: `{summary.get('sampler')}`"]
     if command:
         lines.append(f"- command: `{command}`")
@@ -97,7 +98,7 @@ def compare_rows(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[
     evals = sorted({s["eval"] for s in summaries} | {e for v in PUBLISHED.values() for e in v})
     rows: dict[str, dict[str, str]] = {}
     for s in summaries:
-        label = f"{s['model']} @ {s.get('target')}"
+        label = s.get("label") or f"{s['model']} @ {s.get('target')}"
         cell = f"{100 * s['score']:.1f} ± {100 * s['stderr']:.1f}"
         if is_subset(s):
             cell += f" (n={s['n']})"

@@ -9,6 +9,7 @@ rejects as bad (4xx) gives an empty response with `error` set, which scores 0 (s
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,39 @@ from omnimini.evals.types import Message, SamplerResponse
 from omnimini.models.catalog import Catalog
 
 HTTP_MAX_RETRIES = 5                   # the SDK backs off exponentially on 429/5xx/connection errors
+# One request, its retries included, must be answered within this (the SDK's own timeout applies to
+# each read, so a target that trickles a byte a second would never time out): a target that hangs
+# stops the run after minutes, not after six timeouts of ten minutes each. 2048 tokens at 5 a second
+# (a loaded CPU server) fit.
 HTTP_TIMEOUT_S = 600.0
+
+
+class BadResponse(Exception):
+    """The target answered, but not with a chat completion."""
+
+
+def _count(value: object) -> int:
+    """A usage count as the target reports it; anything but a non-negative integer counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _read_completion(r: object) -> SamplerResponse:
+    """The text and usage of an SDK chat completion, checked: a target that answers with an HTML page,
+    stream chunks or JSON of another shape is named as such instead of failing deep in the grader."""
+    choices = getattr(r, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        got = type(r).__name__ if not isinstance(r, str) else f"text: {r[:80]!r}"
+        raise BadResponse(f"the target did not answer with a chat completion (no choices; got {got})")
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if isinstance(content, list):         # content parts, as some servers answer: their text joined
+        content = "".join(p.get("text", "") if isinstance(p, dict) else str(getattr(p, "text", "") or "")
+                          for p in content)
+    if content is not None and not isinstance(content, str):
+        raise BadResponse(f"the target's message content is a {type(content).__name__}, not text")
+    usage = getattr(r, "usage", None)
+    return SamplerResponse(text=content or "", prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
+                           completion_tokens=_count(getattr(usage, "completion_tokens", 0)))
 
 
 class _Base:
@@ -83,8 +116,9 @@ class LocalSampler(_Base):
 class HTTPSampler(_Base):
     """Any OpenAI-compatible endpoint through the official `openai` SDK (async, so calls overlap)."""
 
-    def __init__(self, model: str, *, base_url: str, api_key: str, **kw: Any):
+    def __init__(self, model: str, *, base_url: str, api_key: str, timeout: float = HTTP_TIMEOUT_S, **kw: Any):
         super().__init__(model, **kw)
+        self.timeout = timeout
         try:
             import openai
         except ImportError as e:
@@ -96,13 +130,15 @@ class HTTPSampler(_Base):
 
     async def __call__(self, messages: list[Message], sample: int = 0) -> SamplerResponse:
         try:
-            r = await self.client.chat.completions.create(**self.body(messages, sample))
+            async with asyncio.timeout(self.timeout):
+                r = await self.client.chat.completions.create(**self.body(messages, sample))
         except (self._openai.BadRequestError, self._openai.UnprocessableEntityError) as e:
             return SamplerResponse(text="", error=f"{e.status_code}: {e.message}")
-        usage = r.usage
-        return SamplerResponse(text=r.choices[0].message.content or "",
-                               prompt_tokens=usage.prompt_tokens if usage else 0,
-                               completion_tokens=usage.completion_tokens if usage else 0)
+        except TimeoutError:
+            raise BadResponse(f"no answer within {self.timeout:g} s, retries included (--timeout)") from None
+        except (ValueError, UnicodeDecodeError) as e:       # a body that is no JSON (JSONDecodeError) or no UTF-8
+            raise BadResponse(f"the target's answer is not JSON text ({type(e).__name__}: {e})") from None
+        return _read_completion(r)
 
     async def close(self) -> None:
         await self.client.close()

@@ -62,7 +62,7 @@ SANDBOX_DIR = "/sandbox"
 _WRAPPER = r"""
 import os, sys
 def _run(nonce):
-    src = open(sys.argv[1], encoding="utf-8").read()
+    src = open(sys.argv[1], encoding="utf-8", errors="surrogatepass").read()
     try:
         exec(compile(src, "program.py", "exec"), {})
     except BaseException as e:
@@ -158,7 +158,7 @@ def run_program(program: str, *, timeout_s: float = TIMEOUT_S + STARTUP_ALLOWANC
     host_dir = Path(tempfile.mkdtemp(prefix="omnimini-sandbox-"))
     try:
         prog = host_dir / "program.py"
-        prog.write_text(program, encoding="utf-8")
+        prog.write_text(program, encoding="utf-8", errors="surrogatepass")     # half an emoji stays the program's
         prog.chmod(0o644)
         out_path, err_path, res_path = host_dir / "stdout", host_dir / "stderr", host_dir / "result"
         cmd = [*_limit_args(cpu_seconds, memory_bytes, max_processes, max_file_bytes),

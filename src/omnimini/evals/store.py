@@ -19,6 +19,11 @@ REPORT_FILE = "report.md"
 CHART_FILE = "chart.svg"
 # What must match for a directory to be resumed: a different value means a different experiment.
 IDENTITY_KEYS = ("eval", "model", "target", "limit", "samples_per_example", "sampler", "options")
+# ...and the data: a fingerprint of the examples asked (ids and contents), so that a run resumed
+# with another copy of the data set (mmlu.csv online, the per-subject files offline, in another
+# order) does not pair stored answers with other questions. Runs made before it was recorded have
+# none and take the first one they are resumed with.
+DATA_KEY = "data"
 
 
 class RunMismatch(Exception):
@@ -50,13 +55,30 @@ class RunStore:
             self.close()
             raise RunBusy(f"{self.dir} is in use by another `omnimini eval` run; wait for it or stop it") from None
         if self.run_path.exists():
-            self.meta = json.loads(self.run_path.read_text())
+            try:
+                self.meta = json.loads(self.run_path.read_text())
+                if not isinstance(self.meta, dict) or not isinstance(self.meta.get("sessions"), list):
+                    raise ValueError("not an object with a list of sessions")
+            except (ValueError, UnicodeDecodeError) as e:
+                self.close()
+                raise RunMismatch(f"{self.run_path} is damaged ({e}); choose another --out, or repair or "
+                                  "delete it (samples.jsonl beside it is what a run keeps)") from None
             theirs = {k: self.meta.get(k) for k in IDENTITY_KEYS}
             ours = json.loads(json.dumps({k: identity.get(k) for k in IDENTITY_KEYS}))
             if theirs != ours:
                 diff = {k: (theirs[k], ours[k]) for k in IDENTITY_KEYS if theirs[k] != ours[k]}
+                self.close()
                 raise RunMismatch(f"{self.dir} holds another run (differs in {diff}); "
                                   "choose another --out or delete it")
+            data = identity.get(DATA_KEY)
+            if self.meta.get(DATA_KEY) is None and data is not None:
+                self.meta[DATA_KEY] = data
+                self._write_meta()
+            elif data is not None and self.meta[DATA_KEY] != data:
+                self.close()
+                raise RunMismatch(f"{self.dir} holds a run on other data: the same examples' ids carry other "
+                                  "questions or answers in this copy of the data set (another file, order or "
+                                  "version); choose another --out, or resume with the data the run began with")
         else:
             self.meta = {**identity, "created": time.time(), "sessions": []}
             self._write_meta()
@@ -97,8 +119,10 @@ class RunStore:
                 f.truncate(good_end)
         return done
 
-    def start_session(self, to_do: int) -> dict[str, Any]:
+    def start_session(self, to_do: int, command: str | None = None) -> dict[str, Any]:
         session = {"started": time.time(), "finished": None, "to_do": to_do, "evaluated": 0}
+        if command:
+            session["command"] = command        # what a report written later quotes
         self.meta["sessions"].append(session)
         self._write_meta()
         return session
@@ -110,8 +134,14 @@ class RunStore:
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        with open(self.samples_path, "a", encoding="utf-8") as f:
-            f.write(line)
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:
+            # Half of a surrogate pair (a decoder that split an emoji) is valid JSON but no UTF-8:
+            # written escaped, it reads back as the same string.
+            data = (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
+        with open(self.samples_path, "ab") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 

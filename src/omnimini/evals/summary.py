@@ -57,6 +57,11 @@ def summarize(meta: dict[str, Any], records: list[dict], total_examples: int | N
         "stderr": overall["stderr"],
         "metrics": metrics,
         "errors": sum(len(r.get("errors") or []) for r in records),
+        # Responses with no text that the target did not reject (content null: a tool call, a
+        # refusal, text spent on hidden reasoning): each scores 0, and all of them mean a broken setup.
+        "empty_responses": sum(1 for r in records for t in r.get("responses") or [] if not t)
+        - sum(len(r.get("errors") or []) for r in records),
+        "responses": sum(len(r.get("responses") or []) for r in records),
         "tokens": {"prompt": prompt_tokens, "completion": completion_tokens,
                    "completion_per_example": completion_tokens / len(records)},
         "time": {"wall_seconds": round(wall, 1),
