@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Fake(BaseHTTPRequestHandler):
     """The first path segment says how to misbehave: http://host/MODE/v1/chat/completions."""
     counter = 0
     lock = threading.Lock()
+    reject_message = "no such setting"
 
     def log_message(self, *args):
         pass
@@ -52,14 +54,14 @@ class Fake(BaseHTTPRequestHandler):
         if mode == "ok":
             self.send(200, completion("Answer: 42"))
         elif mode == "rejectslow":       # every other prompt is too long; answers take a while
-            if hash(prompt) % 2 == 0:
+            if zlib.crc32(prompt.encode()) % 2 == 0:     # the same split on every run
                 self.send(400, json.dumps({"error": {"message": "context length exceeded",
                                                      "type": "invalid_request_error"}}).encode())
             else:
                 time.sleep(0.5)
                 self.send(200, completion("Answer: 42"))
         elif mode == "reject":
-            self.send(400, json.dumps({"error": {"message": "no such setting", "type": "x"}}).encode())
+            self.send(400, json.dumps({"error": {"message": Fake.reject_message, "type": "x"}}).encode())
         elif mode == "surrogate":
             self.send(200, completion("Answer: 42 \ud83d").replace(b"\\\\ud83d", b"\\ud83d"))
         elif mode == "null":
@@ -119,7 +121,7 @@ def test_quick_rejections_do_not_stop_a_target_that_answers_the_rest(fake, tmp_p
 def test_a_target_that_rejects_everything_stops_without_promising_a_resume(fake, tmp_path):
     r = gsm8k(fake, "reject", tmp_path / "rej", tmp=tmp_path)
     assert r.returncode == 1 and "rejected all of the first 4 requests" in r.stdout
-    assert "rerun the same command to resume" not in r.stdout and "rejected the same way" in r.stdout
+    assert "rerun the same command to resume" not in r.stdout and "refused the same way" in r.stdout
     assert not (tmp_path / "rej" / "samples.jsonl").exists()
 
 
@@ -189,3 +191,30 @@ def test_options_no_run_could_use_are_refused_before_anything_starts(fake, tmp_p
     afile.write_text("x")
     r = gsm8k(fake, "ok", afile, tmp=tmp_path)
     assert r.returncode == 2 and f"--out {afile}" in r.stdout, r.stdout
+
+
+def test_markup_in_a_targets_message_is_printed_as_it_is(fake, tmp_path):
+    """Error text comes from the target: brackets in it ("[/INST]") are text, not console markup."""
+    Fake.reject_message = "bad template [/INST] [error]"
+    try:
+        r = gsm8k(fake, "reject", tmp_path / "m", tmp=tmp_path, limit=1)
+    finally:
+        Fake.reject_message = "no such setting"
+    assert r.returncode == 1 and "bad template [/INST] [error]" in r.stdout, r.stdout
+
+
+def test_report_write_keeps_the_command_of_an_older_report(fake, tmp_path):
+    out = tmp_path / "old"
+    assert gsm8k(fake, "ok", out, tmp=tmp_path, limit=2).returncode == 0
+    meta = json.loads((out / "run.json").read_text())
+    for s in meta["sessions"]:
+        s.pop("command")                 # as a run made before sessions stored their command
+    (out / "run.json").write_text(json.dumps(meta))
+    before = [x for x in (out / "report.md").read_text().splitlines() if x.startswith("- command:")]
+    assert before and "--limit 2" in before[0]
+    r = omnimini("report", str(out), "--write", tmp=tmp_path)
+    assert r.returncode == 0
+    assert [x for x in (out / "report.md").read_text().splitlines() if x.startswith("- command:")] == before
+    (out / "run.json").unlink()          # a run copied without its run.json: its summary.json is read
+    r = omnimini("report", str(out), "--write", tmp=tmp_path)
+    assert r.returncode == 0, r.stdout

@@ -35,3 +35,14 @@ def test_lines_are_rate_limited():
 def test_a_terminal_gets_the_live_bar_only():
     out = _run(Console(file=io.StringIO(), force_terminal=True), log_every=0)
     assert "5/10" not in out and "/min" not in out
+
+
+def test_a_stalled_run_still_logs():
+    """Nothing completes for a while (a slow target): the heartbeat still writes the line."""
+    import time
+    console = Console(file=io.StringIO())
+    with LoggedProgress(TextColumn("{task.description}"), console=console, log_every=0.05) as p:
+        p.add_task("mmlu · m", total=10, completed=3, score="–")
+        time.sleep(0.3)
+    lines = [x for x in console.file.getvalue().splitlines() if x.startswith("mmlu · m  3/10")]
+    assert len(lines) >= 2, console.file.getvalue()

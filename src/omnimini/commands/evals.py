@@ -19,6 +19,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from omnimini.commands.progress import EtaColumn, LoggedProgress, RateColumn
@@ -75,17 +76,17 @@ def _fingerprint(examples) -> str:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _print_summary(summary: dict[str, Any], report: Path | None) -> None:
-    table = Table("metric", "score %", "± stderr", "n", title=f"{summary['eval']} · {summary['model']}")
+    table = Table("metric", "score %", "± stderr", "n", title=escape(f"{summary['eval']} · {summary['model']}"))
     table.add_row("[bold]score[/bold]", f"{100 * summary['score']:.1f}", f"{100 * summary['stderr']:.1f}",
                   str(summary["n"]))
     for name, m in summary["metrics"].items():
         if not name.startswith("subject:"):
-            table.add_row(name, f"{100 * m['mean']:.1f}", f"{100 * m['stderr']:.1f}", str(m["n"]))
+            table.add_row(escape(name), f"{100 * m['mean']:.1f}", f"{100 * m['stderr']:.1f}", str(m["n"]))
     console.print(table)
     empty, total = summary.get("empty_responses", 0), summary.get("responses", 0)
     if empty:
@@ -220,14 +221,15 @@ def _stopped(group: BaseExceptionGroup) -> None:
     while isinstance(first, BaseExceptionGroup):
         first = first.exceptions[0]
     if isinstance(first, TargetRejects):
-        console.print(f"[red]stopped[/red]: {first}. Check the model name, the key and the settings: "
-                      "a rerun would be rejected the same way.", markup=True, highlight=False)
+        console.print(f"[red]stopped[/red]: {escape(str(first))}. The target refuses these requests as "
+                      "they are (see its message: a setting, the prompt's length...); a rerun would be "
+                      "refused the same way.", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     why = str(first).rstrip(". ")
     if first.__cause__ is not None and str(first.__cause__) not in why:   # "Connection error." says nothing
         why += f" ({type(first.__cause__).__name__}: {first.__cause__})"
-    console.print(f"[red]stopped[/red]: {type(first).__name__}: {why}. "
-                  "Stored samples are kept; rerun the same command to resume.", highlight=False)
+    console.print(f"[red]stopped[/red]: {type(first).__name__}: {escape(why)}. "
+                  "Stored samples are kept; rerun the same command to resume.", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -330,9 +332,10 @@ def _run_summary(path: Path) -> dict[str, Any]:
             summary = json.loads(f.read_text())
         except ValueError as e:
             _fail(f"{f}: not a {SUMMARY_FILE} ({e})")
-        numbers = ("n", "score", "stderr")
-        if not isinstance(summary, dict) or not {"eval", "model", *numbers} <= summary.keys() or \
-                not all(isinstance(summary[k], (int, float)) and not isinstance(summary[k], bool) for k in numbers):
+        numbers, tables = ("n", "score", "stderr"), ("metrics", "tokens", "time")
+        if not isinstance(summary, dict) or not {"eval", "model", *numbers, *tables} <= summary.keys() or \
+                not all(isinstance(summary[k], (int, float)) and not isinstance(summary[k], bool) for k in numbers) \
+                or not all(isinstance(summary[k], dict) for k in tables):
             _fail(f"{f}: not a {SUMMARY_FILE} of `omnimini eval`")
         return summary
 
@@ -360,6 +363,24 @@ def _run_summary(path: Path) -> dict[str, Any]:
     return summary
 
 
+def _last_command(path: Path) -> str | None:
+    """The command of a run's latest session (stored since session 10), else the one its report names."""
+    from omnimini.evals.store import REPORT_FILE, RUN_FILE
+
+    try:
+        sessions = json.loads((path / RUN_FILE).read_text()).get("sessions") or []
+    except (OSError, ValueError, AttributeError):
+        sessions = []
+    found = [s["command"] for s in sessions if isinstance(s, dict) and isinstance(s.get("command"), str)]
+    if found:
+        return found[-1]
+    try:
+        m = re.search(r"^- command: `(.+)`$", (path / REPORT_FILE).read_text(), re.M)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return m.group(1) if m else None
+
+
 @app.command("report")
 def report(runs: list[Path] = typer.Argument(..., help="Run directories."),
            write: bool = typer.Option(False, "--write", help="Also write summary.json, report.md and chart.svg "
@@ -367,15 +388,13 @@ def report(runs: list[Path] = typer.Argument(..., help="Run directories."),
     """Score runs from the samples stored so far, without asking the model anything: a run still going
     (in another process), or one that was stopped."""
     from omnimini.evals.report import chart, markdown
-    from omnimini.evals.store import CHART_FILE, REPORT_FILE, RUN_FILE, SUMMARY_FILE
+    from omnimini.evals.store import CHART_FILE, REPORT_FILE, SUMMARY_FILE
 
     for path in runs:
         summary = _run_summary(path)
         if write and path.is_dir():
             try:
-                sessions = json.loads((path / RUN_FILE).read_text()).get("sessions") or []
-                command = next((s["command"] for s in reversed(sessions) if isinstance(s, dict) and s.get("command")),
-                               None)
+                command = _last_command(path)
                 (path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
                 (path / CHART_FILE).write_text(chart(summary))
                 (path / REPORT_FILE).write_text(markdown(summary, command))
@@ -392,14 +411,14 @@ def compare(runs: list[Path] = typer.Argument(..., help="Run directories (or the
     from omnimini.evals.report import compare_markdown, compare_rows
 
     summaries = [_run_summary(path) for path in runs]
-    labels = [f"{s['model']} @ {s.get('target')}" for s in summaries]
-    for s, label, path in zip(summaries, labels, runs):
-        if labels.count(label) > 1:              # two runs of one model and target: tell them apart
-            s["label"] = f"{label} [{path.parent.name if path.is_file() else path.name}]"
+    keys = [(s["model"], s.get("target"), s["eval"]) for s in summaries]
+    for s, key, path in zip(summaries, keys, runs):
+        if keys.count(key) > 1:          # two runs of one model, target and eval: tell them apart
+            s["label"] = f"{s['model']} @ {s.get('target')} [{path.parent.name if path.is_file() else path.name}]"
     header, rows = compare_rows(summaries)
     table = Table(*header, title="scores (%); ± standard error; (n=...) marks a subset")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     if out:
         try:

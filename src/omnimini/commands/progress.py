@@ -7,6 +7,7 @@ one plain line per unfinished task every `LOG_EVERY_S` seconds instead, as tqdm 
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -61,17 +62,44 @@ def progress_line(task: Task) -> str:
 
 class LoggedProgress(Progress):
     """rich's `Progress`, plus a plain line per unfinished task every `log_every` seconds on a console
-    that is not a terminal (where the live bar stays blank)."""
+    that is not a terminal (where the live bar stays blank): on an update once the time has come, and
+    from a heartbeat thread while nothing completes (a stalled run shows as one)."""
 
     def __init__(self, *columns, log_every: float = LOG_EVERY_S, **kwargs) -> None:
         super().__init__(*columns, **kwargs)
         self._log_every = log_every
         self._logged_at = time.monotonic()
+        self._log_lock = threading.Lock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def start(self) -> None:
+        super().start()
+        if not self.console.is_terminal and self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._beat, name="progress-log", daemon=True)
+            self._heartbeat.start()
+
+    def stop(self) -> None:
+        self._stop_heartbeat.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+            self._heartbeat = None
+        super().stop()
 
     def update(self, task_id, **kwargs) -> None:
         super().update(task_id, **kwargs)
-        now = time.monotonic()
-        if not self.console.is_terminal and now - self._logged_at >= self._log_every:
+        if not self.console.is_terminal:
+            self._log_if_due()
+
+    def _beat(self) -> None:
+        while not self._stop_heartbeat.wait(max(0.01, self._log_every / 4)):
+            self._log_if_due()
+
+    def _log_if_due(self) -> None:
+        with self._log_lock:
+            now = time.monotonic()
+            if now - self._logged_at < self._log_every:
+                return
             self._logged_at = now
             for task in self.tasks:
                 if task.started and not task.finished:

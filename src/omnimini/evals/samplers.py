@@ -10,6 +10,7 @@ rejects as bad (4xx) gives an empty response with `error` set, which scores 0 (s
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ HTTP_TIMEOUT_S = 600.0
 
 
 class BadResponse(Exception):
-    """The target answered, but not with a chat completion."""
+    """The target did not answer with a chat completion: something else, or nothing in time."""
 
 
 def _count(value: object) -> int:
@@ -136,7 +137,7 @@ class HTTPSampler(_Base):
             return SamplerResponse(text="", error=f"{e.status_code}: {e.message}")
         except TimeoutError:
             raise BadResponse(f"no answer within {self.timeout:g} s, retries included (--timeout)") from None
-        except (ValueError, UnicodeDecodeError) as e:       # a body that is no JSON (JSONDecodeError) or no UTF-8
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:     # a body that is no JSON, or no UTF-8
             raise BadResponse(f"the target's answer is not JSON text ({type(e).__name__}: {e})") from None
         return _read_completion(r)
 

@@ -60,6 +60,7 @@ HOLD_WINDOW = 1024
 # Decoded texts whose check result a guard remembers (a streamed answer's runs decode alike on every
 # piece); the memo starts over when full.
 DECODED_MEMO = 4096
+DECODED_MEMO_CHARS = 256                # ...of at most this length (the runs of a few words), so at most 1 MiB
 # How many of the last words may hold the start of a secret spelled one character at a time.
 SPELL_WINDOW = 40
 SPELL_START_WORDS = 3
@@ -237,6 +238,8 @@ class LeakGuard:
         """The checks on a text decoded from the answer, remembered: a streamed answer is checked
         whole on every piece, and its encoded-looking runs (ordinary words match base64's alphabet)
         decode to the same texts each time."""
+        if len(view) > DECODED_MEMO_CHARS:     # rot13 of the whole answer: new on every piece
+            return self._secret_in(view, spelled=False) or self._prompt_in(view)
         if view not in self._decoded_seen:
             if len(self._decoded_seen) >= DECODED_MEMO:
                 self._decoded_seen.clear()

@@ -254,6 +254,8 @@ class ChatService:
             leaked = guard_calls(p.guard, [c.function.arguments for c in calls], i) if calls else None
             if leaked:                  # no call carries it out either
                 content, calls, finish = p.guard.replacement(leaked), None, "stop"
+            elif content is not said and calls:     # the text before the calls leaked: the answer is the
+                calls, finish = None, "stop"        # refusal alone, as when streamed
             # Logprobs describe the tokens the answer shows: none of a replaced one.
             shown = None if content is not said else guard_logprobs(p.guard, logprobs[i])
             if p.refusal_field:
