@@ -238,13 +238,14 @@ class LeakGuard:
         """The checks on a text decoded from the answer, remembered: a streamed answer is checked
         whole on every piece, and its encoded-looking runs (ordinary words match base64's alphabet)
         decode to the same texts each time."""
-        if len(view) > DECODED_MEMO_CHARS:     # rot13 of the whole answer: new on every piece
-            return self._secret_in(view, spelled=False) or self._prompt_in(view)
-        if view not in self._decoded_seen:
+        if view in self._decoded_seen:
+            return self._decoded_seen[view]
+        reason = self._secret_in(view, spelled=False) or self._prompt_in(view)
+        if len(view) <= DECODED_MEMO_CHARS:    # not rot13 of the whole answer: new on every piece
             if len(self._decoded_seen) >= DECODED_MEMO:
                 self._decoded_seen.clear()
-            self._decoded_seen[view] = self._secret_in(view, spelled=False) or self._prompt_in(view)
-        return self._decoded_seen[view]
+            self._decoded_seen[view] = reason
+        return reason
 
     def replacement(self, reason: str | None) -> str:
         """What an answer stopped for `reason` becomes: a gated reply becomes the system prompt's
