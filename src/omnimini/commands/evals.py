@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from omnimini.commands.progress import EtaColumn, LoggedProgress, RateColumn
+from omnimini.evals.samplers import HTTP_TIMEOUT_S
 
 app = typer.Typer(help="Evaluate a model with openai/simple-evals' prompts and scoring (MMLU, MGSM, GSM8K, "
                        "HumanEval), in-process or against any OpenAI-compatible endpoint.",
@@ -31,7 +32,6 @@ console = Console()
 
 LOCAL_CONCURRENCY = 1                  # 2 CPU cores: one sequence at a time decodes fastest per request
 HTTP_CONCURRENCY = 8                   # requests in flight against an HTTP endpoint
-HTTP_TIMEOUT_S = 600.0                 # evals/samplers.py's default, repeated so --help needs no import
 
 MODEL = typer.Option("omnimini-mini", "--model", "-m", help="Model to evaluate (a catalog name, or the "
                      "endpoint's model name with --base-url).")

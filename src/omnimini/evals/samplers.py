@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnimini.evals.common import MAX_TOKENS, SYSTEM_MESSAGE, TEMPERATURE
 from omnimini.evals.types import Message, SamplerResponse
-from omnimini.models.catalog import Catalog
+
+if TYPE_CHECKING:                      # the catalog (pydantic models) loads only for the in-process
+    from omnimini.models.catalog import Catalog    # sampler, so `omnimini eval --help` stays quick
 
 HTTP_MAX_RETRIES = 5                   # the SDK backs off exponentially on 429/5xx/connection errors
 # One request, its retries included, must be answered within this (the SDK's own timeout applies to
