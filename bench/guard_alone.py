@@ -1,7 +1,8 @@
 """The output guard alone, without a model: the checks' total time on a benign streamed answer fed in
-4-character pieces (about one token each), at several answer lengths. The guard rereads the whole
-answer on every piece, so the time grows with the square of the length; the ratio column says by how
-much against the shortest answer (linear growth would print the length ratio).
+4-character pieces (about one token each), at several answer lengths. Each check rereads the whole
+answer; checking every piece made the time grow with the square of the length, checking every
+CHECK_GROWTH of it (guard.py) makes it grow with the length. The ratio column says by how much against
+the shortest answer (linear growth prints about the length ratio).
 
     .venv/bin/python bench/guard_alone.py [--lengths 1000,2000,5000] [--reps 3]
     PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/guard_alone.py    # another version, same text

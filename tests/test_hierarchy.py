@@ -417,6 +417,28 @@ def test_a_leak_after_clean_text_keeps_the_clean_part():
     assert sent.startswith(clean[:20]) and sent.endswith(REFUSAL) and "porcupine" not in squash(sent)
 
 
+
+def test_a_long_stream_is_checked_in_linear_work_and_its_last_pieces_at_the_end():
+    """A long answer is checked once it has grown by CHECK_GROWTH, not on every piece (checking every
+    piece rereads the answer n times): the number of checks grows like log(n) once the answer is long,
+    and what came after the last check is checked by finish() before it goes out."""
+    guard = LeakGuard(SYSTEM)
+    calls = []
+    real = guard.leak
+    guard.leak = lambda text: calls.append(len(text)) or real(text)
+    text = (LONG_BENIGN + " ") * 20                   # about 5,900 characters
+    stream = guard.stream()
+    sent = "".join(stream.feed(p) for p in fake_tokens(text)) + stream.finish()
+    pieces = len(fake_tokens(text))
+    assert sent == text and not stream.tripped
+    assert len(calls) < pieces / 3, (len(calls), pieces)
+    assert sum(calls) < 100 * len(text), sum(calls)          # linear: about 64 answers' worth of reading
+    # A leak in the pieces after the last check is not sent unchecked: finish() refuses it.
+    stream = guard.stream()
+    assert stream.feed(text) == text[:stream.guard.hold_from(text)]
+    assert stream.feed(" PORCUPINE58") == "" and not stream.tripped       # under 1/64 of the answer: waits
+    assert stream.finish().endswith(REFUSAL) and stream.tripped
+
 # --- screening ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ base32, hex, binary, ASCII codes, letter positions (A=1) and Morse code decoded 
 initials of consecutive words (an acrostic, or the NATO alphabet). Translation and free paraphrase
 are not detected: the rendering defence (render.py) is what discourages those.
 
-Streaming: `GuardStream` checks the whole answer so far on every piece and holds back only the tail
+Streaming: `GuardStream` checks the whole answer so far as pieces come and holds back only the tail
 that could still grow into a leak (`LeakGuard.hold_from`): the longest end of the text that is part
 of a protected string under any view (a piece of a secret, squashed, reversed, enciphered, with
 letters doubled or in leetspeak, in the text or its rot13; the first words of a run of the system prompt, forwards or reversed; initials that
@@ -21,6 +21,9 @@ begin a secret; everything from one half of a secret on, while the other half co
 plus a bounded tail when it looks like an encoding in progress (a run of the base64/hex alphabet,
 numbers, Morse signs: encodings cannot be bounded by prefix). Clean text is released as it comes; when a leak appears the
 stream stops and sends the refusal instead, so the held-back part (where the leak sits) is never sent.
+A long answer is checked every CHECK_GROWTH of its length rather than on every piece (what arrives in
+between waits unsent for the next check), so the checks' total work grows with the answer's length
+instead of its square.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ HOLD_WINDOW = 1024
 # piece); the memo starts over when full.
 DECODED_MEMO = 4096
 DECODED_MEMO_CHARS = 256                # ...of at most this length (the runs of a few words), so at most 1 MiB
+# A streamed answer is checked again once it has grown by this fraction since the last check (and
+# on every piece while that is under a character): each check reads the whole answer, so checking
+# every token costs the square of the length (bench/guard_alone.py). 1/64 keeps a 1,000-character
+# answer within 16 characters (four tokens) of the model, and the total work at about 64 checks'
+# worth of the answer's length. Text that arrives between checks is held back, never sent unchecked.
+CHECK_GROWTH = 1 / 64
 # How many of the last words may hold the start of a secret spelled one character at a time.
 SPELL_WINDOW = 40
 SPELL_START_WORDS = 3
@@ -573,12 +582,16 @@ class GuardStream:
     text: str = ""
     sent: int = 0
     tripped: str | None = None
+    checked: int = 0                 # the length of the text at the last check
 
     def feed(self, piece: str) -> str:
         """The text that may go out now (empty once the guard has tripped)."""
         if self.tripped:
             return ""
         self.text += piece
+        if len(self.text) - self.checked < len(self.text) * CHECK_GROWTH:
+            return ""                # held back until the next check
+        self.checked = len(self.text)
         self.tripped = self.guard.leak(self.text)
         if self.tripped:
             return self._refuse()
@@ -590,6 +603,11 @@ class GuardStream:
         """At the end of the answer: the held-back rest, or the refusal."""
         if self.tripped:
             return ""
+        if self.checked < len(self.text):            # pieces that came since the last check
+            self.checked = len(self.text)
+            self.tripped = self.guard.leak(self.text)
+            if self.tripped:
+                return self._refuse()
         out, self.sent = self.text[self.sent:], len(self.text)
         return out
 
