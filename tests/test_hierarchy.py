@@ -417,7 +417,6 @@ def test_a_leak_after_clean_text_keeps_the_clean_part():
     assert sent.startswith(clean[:20]) and sent.endswith(REFUSAL) and "porcupine" not in squash(sent)
 
 
-
 def test_a_long_stream_is_checked_in_linear_work_and_its_last_pieces_at_the_end():
     """A long answer is checked once it has grown by CHECK_GROWTH, not on every piece (checking every
     piece rereads the answer n times): the number of checks grows like log(n) once the answer is long,
@@ -438,6 +437,7 @@ def test_a_long_stream_is_checked_in_linear_work_and_its_last_pieces_at_the_end(
     assert stream.feed(text) == text[:stream.guard.hold_from(text)]
     assert stream.feed(" PORCUPINE58") == "" and not stream.tripped       # under 1/64 of the answer: waits
     assert stream.finish().endswith(REFUSAL) and stream.tripped
+
 
 # --- screening ---------------------------------------------------------------------------------
 

@@ -245,7 +245,7 @@ class LeakGuard:
 
     def _decoded_reason(self, view: str) -> str | None:
         """The checks on a text decoded from the answer, remembered: a streamed answer is checked
-        whole on every piece, and its encoded-looking runs (ordinary words match base64's alphabet)
+        whole again and again, and its encoded-looking runs (ordinary words match base64's alphabet)
         decode to the same texts each time."""
         if view in self._decoded_seen:
             return self._decoded_seen[view]
@@ -591,9 +591,7 @@ class GuardStream:
         self.text += piece
         if len(self.text) - self.checked < len(self.text) * CHECK_GROWTH:
             return ""                # held back until the next check
-        self.checked = len(self.text)
-        self.tripped = self.guard.leak(self.text)
-        if self.tripped:
+        if self._check():
             return self._refuse()
         end = max(self.sent, self.guard.hold_from(self.text))
         out, self.sent = self.text[self.sent:end], end
@@ -603,13 +601,16 @@ class GuardStream:
         """At the end of the answer: the held-back rest, or the refusal."""
         if self.tripped:
             return ""
-        if self.checked < len(self.text):            # pieces that came since the last check
-            self.checked = len(self.text)
-            self.tripped = self.guard.leak(self.text)
-            if self.tripped:
-                return self._refuse()
+        if self.checked < len(self.text) and self._check():      # pieces that came since the last check
+            return self._refuse()
         out, self.sent = self.text[self.sent:], len(self.text)
         return out
+
+    def _check(self) -> str | None:
+        """Check the whole text so far; why it leaks, or None."""
+        self.checked = len(self.text)
+        self.tripped = self.guard.leak(self.text)
+        return self.tripped
 
     def _refuse(self) -> str:
         return ("\n\n" if self.sent else "") + self.guard.replacement(self.tripped)
